@@ -1,0 +1,117 @@
+"""The gateway process: one root of everything that runs.
+
+``Gateway`` enters, in order: the durable store, the order service (which loads open orders and
+queues unacknowledged tickets for resending), then the MQTT client (connected and subscribed), and
+announces itself ``online`` (its last will says ``offline``). Leaving reverses the order.
+``run_gateway`` runs one until SIGINT/SIGTERM or ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Self
+
+from gateway.bridge import MqttBridge
+from gateway.clock import Clock, SystemClock
+from gateway.codec import encode
+from gateway.contract import DeviceState, DeviceStatus
+from gateway.routing.service import OrderService, OrderStats
+from gateway.store.sqlite import Store
+from gateway.transport.mqtt import MqttClient, Will
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from gateway.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """The running gateway; ready (connected, state loaded) once ``async with`` has entered."""
+
+    def __init__(self, cfg: SiteConfig, *, clock: Clock | None = None) -> None:
+        """Prepare; nothing starts before ``async with``."""
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self._stack = AsyncExitStack()
+        self.service: OrderService | None = None
+        self.mqtt: MqttClient | None = None
+
+    @property
+    def stats(self) -> OrderStats:
+        """The order service's counters."""
+        assert self.service is not None, "the gateway is not running"
+        return self.service.stats
+
+    def _status(self, state: DeviceState) -> bytes:
+        return encode(
+            DeviceStatus(
+                device=self.cfg.client_id, state=state, role="gateway", at=datetime.now(UTC)
+            )
+        )
+
+    async def __aenter__(self) -> Self:
+        """Start everything; raises GatewayError (nothing left running) if any part fails."""
+        cfg = self.cfg
+        try:
+            store = self._stack.enter_context(
+                Store(cfg.state.dir / "gateway.db", cfg.state.durability)
+            )
+            status_topic = f"rst/{cfg.site.id}/device/{cfg.client_id}/status"
+            self.mqtt = MqttClient(
+                cfg.mqtt.url,
+                cfg.client_id,
+                username=cfg.mqtt.username,
+                password=cfg.mqtt.password(),
+                keepalive_s=cfg.mqtt.keepalive_s,
+                will=Will(status_topic, self._status(DeviceState.OFFLINE)),
+            )
+            bridge = MqttBridge(cfg.site.id, self.mqtt, cfg.delivery.max_payload_bytes)
+            self.service = OrderService(cfg, store, self.clock, bridge)
+            # The handler is attached before connecting: the broker delivers the messages it
+            # queued for our session right after CONNACK.
+            bridge.attach(self.service.submit)
+            await self._stack.enter_async_context(self.mqtt)
+            await self._stack.enter_async_context(self.service)
+            service = self.service
+            self.mqtt.on_connection_change(lambda up: service.resend_now() if up else None)
+            self.mqtt.publish(status_topic, self._status(DeviceState.ONLINE), retain=True)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        log.info("gateway %s ready on %s", cfg.client_id, cfg.mqtt.url)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Say offline (cleanly) and stop everything in reverse order."""
+        if self.mqtt is not None and self.mqtt.connected:
+            topic = f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
+            self.mqtt.publish(topic, self._status(DeviceState.OFFLINE), retain=True)
+        await self._stack.__aexit__(et, e, tb)
+
+
+async def run_gateway(
+    cfg: SiteConfig, *, clock: Clock | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run a gateway until SIGINT/SIGTERM or until ``stop`` is set."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Gateway(cfg, clock=clock):
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    log.info("gateway stopped")

@@ -1,0 +1,296 @@
+"""The site file: one TOML file per restaurant, parsed once into a frozen pydantic tree.
+
+``load_site(path)`` returns a :class:`SiteConfig` or raises :class:`gateway.errors.ConfigError`
+listing *every* problem at once, each with the key and a fix. Schema problems (wrong types, unknown
+keys) come from pydantic; cross-references (unknown group, a station's backup that does not exist,
+an item that routes to no station or to two) are checked by
+:func:`gateway.config_check.check_site`
+and by the validators here.
+
+Secrets never need to be in the file: the MQTT password comes from ``GATEWAY_MQTT_PASSWORD`` or from
+the file named by ``mqtt.password_file``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from gateway.errors import ConfigError, ConfigProblem
+
+#: Identifiers used in topics: must fill a topic level and never be an MQTT wildcard.
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Frozen(BaseModel):
+    """Base of every config model: immutable, and unknown keys are errors (typos get caught)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Dining(StrEnum):
+    """How the guest eats: routing may differ (takeaway goes to the pass, not the table)."""
+
+    DINE_IN = "dine_in"
+    TAKEAWAY = "takeaway"
+    DELIVERY = "delivery"
+
+
+class SiteInfo(Frozen):
+    """Who this restaurant is."""
+
+    id: Ident
+    name: str
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+    languages: tuple[str, ...] = Field(default=("en",), min_length=1)
+
+
+class MqttConfig(Frozen):
+    """How to reach the broker. The password is never read from this file."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: Ident | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+
+    def password(self) -> str | None:
+        """The broker password: ``GATEWAY_MQTT_PASSWORD`` wins, else ``password_file``'s content."""
+        env = os.environ.get("GATEWAY_MQTT_PASSWORD")
+        if env:
+            return env
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return None
+
+
+class StateConfig(Frozen):
+    """Where durable state lives and how hard it is flushed to disk.
+
+    ``durability = "full"`` fsyncs every batch commit (survives power loss); ``"normal"`` survives a
+    crash of the gateway but may lose the last batches on power loss. Commits are batched, so the
+    cost of ``full`` is paid once per batch, not per order.
+    """
+
+    dir: Path = Path("state")
+    durability: Literal["full", "normal"] = "full"
+    batch_max: int = Field(default=256, ge=1, le=10_000)
+    batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    min_free_mb: int = Field(default=64, ge=0)
+
+
+class DeliveryConfig(Frozen):
+    """How tickets are resent until a screen acknowledges them."""
+
+    resend_after_s: float = Field(default=3.0, gt=0, le=300)
+    resend_max_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    max_payload_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    max_lines_per_order: int = Field(default=200, ge=1)
+    max_qty: int = Field(default=50, ge=1)
+
+
+class KdsConfig(Frozen):
+    """Screen behaviour the gateway enforces or advertises."""
+
+    silence_timeout_s: float = Field(default=40.0, gt=0)
+    warn_after_s: int = Field(default=300, ge=0)
+    late_after_s: int = Field(default=480, ge=0)
+
+
+class StationKind(StrEnum):
+    """A prep station cooks its part; the expo sees the whole table."""
+
+    PREP = "prep"
+    EXPO = "expo"
+
+
+class Station(Frozen):
+    """A kitchen station with its screen."""
+
+    id: Ident
+    name: str
+    kind: StationKind = StationKind.PREP
+    backup: Ident | None = None
+
+
+class Course(Frozen):
+    """A course; later courses wait for ``fire_course`` or for ``auto_fire_after_s``."""
+
+    number: int = Field(ge=1, le=9)
+    name: str
+    auto_fire_after_s: float | None = Field(default=None, ge=0)
+
+
+class Group(Frozen):
+    """A menu group (starters, grill, ...)."""
+
+    id: Ident
+    names: dict[str, str]
+    course: int = 1
+
+
+class Modifier(Frozen):
+    """A modifier a guest may ask for; it may cost, change prep time, or route elsewhere."""
+
+    id: Ident
+    names: dict[str, str]
+    price: int = 0
+    prep_delta_s: int = Field(default=0, ge=-3600, le=3600)
+
+
+class Item(Frozen):
+    """A dish or drink. ``price`` is in minor units (cents) of ``site.currency``."""
+
+    id: Ident
+    group: Ident
+    names: dict[str, str]
+    price: int = Field(ge=0)
+    prep_s: int = Field(ge=0, le=4 * 3600)
+    course: int | None = None
+    allergens: tuple[str, ...] = ()
+    modifiers: tuple[Ident, ...] = ()
+    available: bool = True
+
+
+class Route(Frozen):
+    """Sends a group, item or modifier to a station, optionally only for some dining options.
+
+    Exactly one of ``group``, ``item`` or ``modifier`` is set. The more specific level wins
+    (modifier over item over group); at the same level a rule naming dining options wins over one
+    that does not. ``also`` lists stations that get a copy on purpose (saying so is what makes a
+    second station legal).
+    """
+
+    group: Ident | None = None
+    item: Ident | None = None
+    modifier: Ident | None = None
+    station: Ident
+    dining: tuple[Dining, ...] = ()
+    also: tuple[Ident, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        targets = [t for t in (self.group, self.item, self.modifier) if t is not None]
+        if len(targets) != 1:
+            msg = "a route names exactly one of group, item or modifier"
+            raise ValueError(msg)
+        return self
+
+
+class Tables(Frozen):
+    """The tables orders may name: explicit ids, or ``count`` tables named ``prefix`` + n."""
+
+    ids: tuple[Ident, ...] = ()
+    count: int = Field(default=0, ge=0, le=2000)
+    prefix: str = "T"
+
+    def all_ids(self) -> frozenset[str]:
+        """Every valid table id."""
+        return frozenset(self.ids) | {f"{self.prefix}{n}" for n in range(1, self.count + 1)}
+
+
+class SiteConfig(Frozen):
+    """The whole site file."""
+
+    site: SiteInfo
+    mqtt: MqttConfig = MqttConfig()
+    state: StateConfig = StateConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    kds: KdsConfig = KdsConfig()
+    tables: Tables
+    stations: tuple[Station, ...] = Field(min_length=1)
+    courses: tuple[Course, ...] = (Course(number=1, name="main"),)
+    groups: tuple[Group, ...] = Field(min_length=1)
+    modifiers: tuple[Modifier, ...] = ()
+    items: tuple[Item, ...] = Field(min_length=1)
+    routes: tuple[Route, ...] = Field(min_length=1)
+
+    @property
+    def client_id(self) -> str:
+        """The gateway's MQTT client id (stable, so its broker session survives restarts)."""
+        return self.mqtt.client_id or f"gateway-{self.site.id}"
+
+    def item(self, item_id: str) -> Item | None:
+        """Look an item up by id."""
+        return self._items_by_id().get(item_id)
+
+    def _items_by_id(self) -> dict[str, Item]:
+        return {i.id: i for i in self.items}
+
+    def with_overrides(self, *, mqtt_url: str | None = None, state_dir: Path | None = None) -> Self:
+        """Apply command-line / environment overrides, returning a new frozen config."""
+        mqtt = self.mqtt if mqtt_url is None else self.mqtt.model_copy(update={"url": mqtt_url})
+        state = self.state
+        if state_dir is not None:
+            state = state.model_copy(update={"dir": state_dir})
+        return self.model_copy(update={"mqtt": mqtt, "state": state})
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+_FIXES = {
+    "extra_forbidden": "remove the key or correct its spelling",
+    "missing": "add the key",
+    "string_pattern_mismatch": "use letters, digits, '_', '.' or '-' (no spaces, '#', '+' or '/')",
+}
+
+
+def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
+    """Turn pydantic's errors into problems that name the key and the fix."""
+    return [
+        ConfigProblem(
+            key=_loc(e["loc"]),
+            message=e["msg"],
+            fix=_FIXES.get(e["type"], "see examples/demo-site.toml for a valid value"),
+        )
+        for e in err.errors()
+    ]
+
+
+def parse_site(data: dict[str, object], path: Path | None = None) -> SiteConfig:
+    """Validate an already-parsed TOML mapping; raise ConfigError with every problem found."""
+    try:
+        cfg = SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(path, problems_from_validation(err)) from None
+    # Imported here: the routing rules module depends on this one for its types.
+    from gateway.config_check import check_site  # noqa: PLC0415
+
+    problems = check_site(cfg)
+    if problems:
+        raise ConfigError(path, problems)
+    return cfg
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Read and validate a site file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", f"cannot read: {err.strerror}", "check the path")]
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", f"not valid TOML: {err}", "fix the syntax")]
+        ) from None
+    return parse_site(data, path)

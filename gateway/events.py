@@ -1,0 +1,127 @@
+"""Typed events between adapters and services.
+
+Adapters turn wire messages into the ``*In`` events below; services turn them into ``*Out``
+events; adapters turn those into wire messages. No service sees a topic, a paho object or a socket.
+
+``token`` is the adapter's opaque handle for acknowledging the wire message: the service hands it
+back through :meth:`Outbox.ack` only after the message's effects are durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gateway.codec import DecodeFailure
+    from gateway.contract import (
+        Alert,
+        FireCourse,
+        Heartbeat,
+        KdsEvent,
+        Menu,
+        ModifyLine,
+        OrderRequest,
+        OrderStatusUpdate,
+        Ticket,
+        VoidLine,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRoute:
+    """Where a reply goes: the tablet's replies topic, or an MQTT 5 response topic."""
+
+    device: str
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIn:
+    """An order (or what could be read of a broken one) from a tablet."""
+
+    request: OrderRequest | DecodeFailure
+    route: ReplyRoute
+    token: object
+
+
+@dataclass(frozen=True, slots=True)
+class CommandIn:
+    """A tablet command (fire_course, void_line, modify_line)."""
+
+    command: FireCourse | VoidLine | ModifyLine | DecodeFailure
+    route: ReplyRoute
+    token: object
+
+
+@dataclass(frozen=True, slots=True)
+class KdsEventIn:
+    """A screen's ack, bump, recall or item_done."""
+
+    station: str
+    event: KdsEvent | DecodeFailure
+    token: object
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatIn:
+    """A screen saying it is alive."""
+
+    station: str
+    heartbeat: Heartbeat | DecodeFailure
+
+
+InboundEvent = OrderIn | CommandIn | KdsEventIn | HeartbeatIn
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOut:
+    """The encoded final reply to an order or command (bytes: exactly what was stored)."""
+
+    route: ReplyRoute
+    body: bytes
+    command: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TicketOut:
+    """A ticket version for ``ticket.station``'s screen."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class StatusOut:
+    """An order's new state."""
+
+    update: OrderStatusUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOut:
+    """An alert for people."""
+
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class MenuOut:
+    """The menu, retained."""
+
+    menu: Menu
+
+
+OutboundEvent = ReplyOut | TicketOut | StatusOut | AlertOut | MenuOut
+
+
+class Outbox(Protocol):
+    """What a service needs from the adapter that carries its output."""
+
+    def send(self, event: OutboundEvent) -> None:
+        """Hand one event to the wire (at-least-once delivery is the service's job)."""
+        ...
+
+    def ack(self, token: object) -> None:
+        """Acknowledge the wire message behind ``token`` (its effects are durable now)."""
+        ...

@@ -1,0 +1,503 @@
+"""The kitchen's state: open orders, their tickets and versions, as a pure state machine.
+
+Nothing here does I/O or reads the time: every method takes ``now`` and returns the messages to
+send (``Effect``). The order service persists the orders this changed (``take_dirty``) *before*
+it sends anything, so a ticket version that left the gateway is always on disk: after a crash the
+same ``(ticket_id, version)`` is rebuilt with the same content, and a screen that dedupes shows it
+once.
+
+Tickets: one per (prep station, course) of an order, published when its first line is due to fire
+(fire by prep time), plus one expo ticket per order spanning every station and course, published
+at once. Any change a cook must see (void, modify, a held course fired, a redirect to a backup
+screen, the table becoming ready) is a new ``version`` of the same ticket.
+
+Order life: ``accepted`` → ``in_kitchen`` (a prep ticket is on a screen) → ``ready`` (every prep
+ticket with live lines bumped, no course held) → ``closed`` (the expo bumped). Recall undoes a bump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import TypeAdapter
+
+from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasses' annotations
+from gateway.contract import (
+    KdsAction,
+    OrderState,
+    OrderStatusUpdate,
+    Ticket,
+    TicketItem,
+    TicketStatus,
+)
+from gateway.routing.timing import course_fire_times, fire_offsets
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from gateway.config import Course
+    from gateway.routing.orders import PricedLine, PricedOrder
+
+EXPO = "expo"
+
+
+@dataclass(slots=True)
+class LineState:
+    """One order line as the kitchen tracks it."""
+
+    line_id: str
+    item: str
+    name: str
+    qty: int
+    modifiers: tuple[str, ...]
+    note: str | None
+    course: int
+    station: str
+    also: tuple[str, ...]
+    prep_s: int
+    fire_at: datetime | None = None
+    voided: bool = False
+    done: bool = False
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        """Every prep station that gets this line."""
+        return (self.station, *self.also)
+
+
+@dataclass(slots=True)
+class TicketState:
+    """One ticket: ``version`` 0 means it has not been sent yet."""
+
+    ticket_id: UUID
+    station: str  # home station, or EXPO
+    course: int | None  # None for the expo ticket
+    target: str = ""  # where it is delivered now (home, or the backup while redirected)
+    version: int = 0
+    version_at: datetime | None = None
+    acked: int = 0
+    bumped: bool = False
+    redirected_from: str | None = None
+    status: TicketStatus = TicketStatus.FIRED
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """An open order with its lines and tickets (what is persisted per order)."""
+
+    order_id: UUID
+    device: str
+    table: str
+    dining: Dining
+    accepted_at: datetime
+    lines: list[LineState]
+    course_fire: dict[int, datetime | None]
+    tickets: list[TicketState] = field(default_factory=list)
+    state: OrderState = OrderState.ACCEPTED
+
+    def line(self, line_id: str) -> LineState | None:
+        """Find a line by id."""
+        return next((ln for ln in self.lines if ln.line_id == line_id), None)
+
+    def lines_of(self, t: TicketState) -> list[LineState]:
+        """The lines a ticket shows."""
+        if t.station == EXPO:
+            return list(self.lines)
+        return [ln for ln in self.lines if ln.course == t.course and t.station in ln.stations]
+
+
+_RECORD = TypeAdapter(OrderRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTicket:
+    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked)."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class SendStatus:
+    """Publish an order's new state."""
+
+    update: OrderStatusUpdate
+
+
+Effect = SendTicket | SendStatus
+
+
+class KitchenError(Exception):
+    """A command that cannot apply (unknown order, line already cooked...): told to the sender."""
+
+    def __init__(self, path: str, message: str) -> None:
+        """Keep where and what."""
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+class Kitchen:
+    """Every open order; each method returns the effects to publish after persisting."""
+
+    def __init__(self, courses: Iterable[Course], expo: str | None) -> None:
+        """``expo`` is the expo station's id, or None if the site has none."""
+        self._courses = tuple(courses)
+        self._expo = expo
+        self._orders: dict[UUID, OrderRecord] = {}
+        self._by_ticket: dict[UUID, tuple[OrderRecord, TicketState]] = {}
+        self._dirty: set[UUID] = set()
+        self._closed: set[UUID] = set()
+        self.redirects: dict[str, str] = {}
+
+    # --- queries --------------------------------------------------------------------------
+
+    def __contains__(self, order_id: UUID) -> bool:
+        """Whether an order is open."""
+        return order_id in self._orders
+
+    def __len__(self) -> int:
+        """Number of open orders."""
+        return len(self._orders)
+
+    def order(self, order_id: UUID) -> OrderRecord | None:
+        """An open order."""
+        return self._orders.get(order_id)
+
+    def next_fire_at(self) -> datetime | None:
+        """When the earliest unsent ticket is due (None if nothing is scheduled)."""
+        due = [
+            fire_at
+            for o in self._orders.values()
+            for t in o.tickets
+            if t.version == 0 and (fire_at := self._ticket_fire_at(o, t)) is not None
+        ]
+        return min(due, default=None)
+
+    def unacked(self) -> list[Ticket]:
+        """Every sent ticket version not yet acknowledged (resent after a restart)."""
+        return [
+            self._render(o, t)
+            for o in self._orders.values()
+            for t in o.tickets
+            if t.version > t.acked and t.version > 0
+        ]
+
+    def open_tickets(self, station: str) -> int:
+        """Sent, not bumped tickets currently delivered to ``station``."""
+        return sum(
+            1
+            for o in self._orders.values()
+            for t in o.tickets
+            if t.target == station and t.version > 0 and not t.bumped
+        )
+
+    # --- persistence --------------------------------------------------------------------
+
+    def take_dirty(self) -> tuple[dict[UUID, bytes], set[UUID]]:
+        """Snapshots of orders changed since the last call, and ids of orders closed since."""
+        snaps = {oid: _RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
+        closed = self._closed
+        self._dirty, self._closed = set(), set()
+        return snaps, closed
+
+    def restore(self, snapshots: Iterable[bytes]) -> None:
+        """Load open orders persisted by ``take_dirty`` (at start-up)."""
+        for raw in snapshots:
+            rec = _RECORD.validate_json(raw)
+            self._add(rec)
+
+    def _add(self, rec: OrderRecord) -> None:
+        self._orders[rec.order_id] = rec
+        for t in rec.tickets:
+            self._by_ticket[t.ticket_id] = (rec, t)
+
+    def _close(self, rec: OrderRecord) -> None:
+        del self._orders[rec.order_id]
+        for t in rec.tickets:
+            self._by_ticket.pop(t.ticket_id, None)
+        self._dirty.discard(rec.order_id)
+        self._closed.add(rec.order_id)
+
+    # --- events -------------------------------------------------------------------------
+
+    def accept(self, order: PricedOrder, device: str, now: datetime) -> list[Effect]:
+        """Take a validated order into the kitchen; returns the first tickets to send."""
+        courses = {ln.course for ln in order.lines}
+        fire = course_fire_times(courses, self._courses, now)
+        lines = [_line_state(ln) for ln in order.lines]
+        rec = OrderRecord(order.order_id, device, order.table, order.dining, now, lines, fire)
+        self._schedule_lines(rec)
+        stations = sorted({(s, ln.course) for ln in lines for s in ln.stations})
+        rec.tickets = [TicketState(_ticket_id(rec.order_id, s, c), s, c) for s, c in stations]
+        if self._expo is not None:
+            rec.tickets.append(TicketState(_ticket_id(rec.order_id, EXPO, None), EXPO, None))
+        self._add(rec)
+        self._dirty.add(rec.order_id)
+        effects: list[Effect] = [self._status(rec, now)]
+        if self._expo is not None:
+            effects += self._new_version(rec, rec.tickets[-1], now)
+        return effects + self.release_due(now, only=rec)
+
+    def release_due(self, now: datetime, only: OrderRecord | None = None) -> list[Effect]:
+        """Send every prep ticket whose first line is due to fire."""
+        effects: list[Effect] = []
+        for rec in [only] if only is not None else list(self._orders.values()):
+            released = False
+            for t in rec.tickets:
+                if t.version or t.station == EXPO:
+                    continue
+                fire_at = self._ticket_fire_at(rec, t)
+                if fire_at is not None and fire_at <= now:
+                    effects += self._new_version(rec, t, now)
+                    released = True
+            if released and rec.state is OrderState.ACCEPTED:
+                rec.state = OrderState.IN_KITCHEN
+                effects.append(self._status(rec, now))
+        return effects
+
+    def fire_course(self, order_id: UUID, course: int, now: datetime) -> list[Effect]:
+        """A server fires a held (or scheduled) course now."""
+        rec = self._require(order_id)
+        if course not in rec.course_fire:
+            raise KitchenError("course", f"order has no course {course}")
+        current = rec.course_fire[course]
+        if current is not None and current <= now:
+            return []  # already fired: firing twice is harmless, and idempotent
+        rec.course_fire[course] = now
+        self._schedule_lines(rec)
+        self._dirty.add(rec.order_id)
+        return self._refresh_expo(rec, now) + self.release_due(now, only=rec)
+
+    def void_line(self, order_id: UUID, line_id: str, now: datetime) -> list[Effect]:
+        """Void a line; screens that show it get a new version."""
+        rec = self._require(order_id)
+        ln = self._line(rec, line_id)
+        if ln.voided:
+            return []
+        ln.voided = True
+        return self._line_changed(rec, ln, now)
+
+    def modify_line(self, order_id: UUID, new: PricedLine, now: datetime) -> list[Effect]:
+        """Replace a line's qty, modifiers or note (``new`` was validated by the caller)."""
+        rec = self._require(order_id)
+        ln = self._line(rec, new.line_id)
+        if ln.voided:
+            raise KitchenError("line_id", f"line '{ln.line_id}' is voided")
+        if (new.course, (new.station, *new.also)) != (ln.course, ln.stations):
+            raise KitchenError(
+                "modifiers",
+                "this change would move the line to another station or course; "
+                "void it and order it again",
+            )
+        ln.qty, ln.modifiers, ln.note, ln.prep_s = new.qty, new.modifiers, new.note, new.prep_s
+        self._schedule_lines(rec)
+        return self._line_changed(rec, ln, now)
+
+    def on_kds(
+        self, ticket_id: UUID, version: int, action: KdsAction, line_id: str | None, now: datetime
+    ) -> list[Effect]:
+        """A screen's report; unknown tickets (closed orders) are ignored by the caller."""
+        found = self._by_ticket.get(ticket_id)
+        if found is None:
+            return []
+        rec, t = found
+        if action is KdsAction.ACK:
+            if t.acked < version <= t.version:
+                t.acked = version
+                self._dirty.add(rec.order_id)
+            return []
+        if action is KdsAction.ITEM_DONE:
+            ln = rec.line(line_id or "")
+            if ln is not None and not ln.done:
+                ln.done = True
+                self._dirty.add(rec.order_id)
+            return []
+        bumped = action is KdsAction.BUMP
+        if t.bumped == bumped:
+            return []
+        t.bumped = bumped
+        self._dirty.add(rec.order_id)
+        if t.station == EXPO and bumped:
+            rec.state = OrderState.CLOSED
+            update = self._status(rec, now)
+            self._close(rec)
+            return [update]
+        return self._update_readiness(rec, now)
+
+    def redirect(self, station: str, backup: str, now: datetime) -> list[Effect]:
+        """Send ``station``'s open tickets, and its new ones, to ``backup`` until restored."""
+        self.redirects[station] = backup
+        effects: list[Effect] = []
+        for rec in self._orders.values():
+            for t in rec.tickets:
+                if t.target == station and t.version and not t.bumped:
+                    t.redirected_from, t.target = station, backup
+                    effects += self._new_version(rec, t, now)
+        return effects
+
+    def restore_station(self, station: str) -> None:
+        """The screen is back: new tickets go to it again (redirected ones stay put)."""
+        self.redirects.pop(station, None)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _require(self, order_id: UUID) -> OrderRecord:
+        rec = self._orders.get(order_id)
+        if rec is None:
+            raise KitchenError("order_id", "no open order with this id (unknown or closed)")
+        return rec
+
+    @staticmethod
+    def _line(rec: OrderRecord, line_id: str) -> LineState:
+        ln = rec.line(line_id)
+        if ln is None:
+            raise KitchenError("line_id", f"order has no line '{line_id}'")
+        return ln
+
+    def _schedule_lines(self, rec: OrderRecord) -> None:
+        for course, fired_at in rec.course_fire.items():
+            lines = [ln for ln in rec.lines if ln.course == course]
+            if fired_at is None:
+                for ln in lines:
+                    ln.fire_at = None
+                continue
+            offsets = fire_offsets([ln.prep_s for ln in lines])
+            for ln, offset in zip(lines, offsets, strict=True):
+                ln.fire_at = fired_at + timedelta(seconds=offset)
+
+    def _ticket_fire_at(self, rec: OrderRecord, t: TicketState) -> datetime | None:
+        times = [ln.fire_at for ln in rec.lines_of(t) if not ln.voided and ln.fire_at]
+        return min(times, default=None)
+
+    def _line_changed(self, rec: OrderRecord, ln: LineState, now: datetime) -> list[Effect]:
+        self._dirty.add(rec.order_id)
+        effects: list[Effect] = []
+        for t in rec.tickets:
+            on_ticket = t.station != EXPO and t.course == ln.course and t.station in ln.stations
+            if on_ticket and t.version:
+                effects += self._new_version(rec, t, now)
+        if all(x.voided for x in rec.lines):
+            rec.state = OrderState.VOIDED
+            effects += self._refresh_expo(rec, now)
+            update = self._status(rec, now)
+            self._close(rec)
+            return [*effects, update]
+        return effects + self._refresh_expo(rec, now) + self._update_readiness(rec, now)
+
+    def _update_readiness(self, rec: OrderRecord, now: datetime) -> list[Effect]:
+        live = [t for t in rec.tickets if t.station != EXPO and self._live(rec, t)]
+        held = any(f is None for f in rec.course_fire.values())
+        ready = not held and all(t.bumped for t in live)
+        if ready and rec.state is not OrderState.READY:
+            rec.state = OrderState.READY
+        elif not ready and rec.state is OrderState.READY:
+            rec.state = OrderState.IN_KITCHEN
+        else:
+            return []
+        return [self._status(rec, now), *self._refresh_expo(rec, now)]
+
+    @staticmethod
+    def _live(rec: OrderRecord, t: TicketState) -> bool:
+        return any(not ln.voided for ln in rec.lines_of(t))
+
+    def _refresh_expo(self, rec: OrderRecord, now: datetime) -> list[Effect]:
+        expo = next((t for t in rec.tickets if t.station == EXPO), None)
+        return [] if expo is None else self._new_version(rec, expo, now)
+
+    def _new_version(self, rec: OrderRecord, t: TicketState, now: datetime) -> list[Effect]:
+        if t.version == 0:
+            # A new ticket goes where its station's tickets go now; later versions stay where
+            # the cook already has it (a screen that comes back does not pull tickets back).
+            home = self._expo if t.station == EXPO else t.station
+            assert home is not None
+            t.target = self.redirects.get(home, home)
+            if t.target != home:
+                t.redirected_from = home
+        t.version += 1
+        t.version_at = now
+        t.status = self._ticket_status(rec, t)
+        self._dirty.add(rec.order_id)
+        return [SendTicket(self._render(rec, t))]
+
+    def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:
+        if not self._live(rec, t):
+            return TicketStatus.VOIDED
+        if t.station != EXPO:
+            return TicketStatus.FIRED
+        if rec.state is OrderState.READY:
+            return TicketStatus.READY
+        if any(f is None for f in rec.course_fire.values()):
+            return TicketStatus.HELD
+        return TicketStatus.FIRED
+
+    def _render(self, rec: OrderRecord, t: TicketState) -> Ticket:
+        base = t.version_at
+        assert base is not None
+        lines = rec.lines_of(t)
+        items = [
+            TicketItem(
+                line_id=ln.line_id,
+                item=ln.item,
+                name=ln.name,
+                qty=ln.qty,
+                modifiers=list(ln.modifiers),
+                note=ln.note,
+                course=ln.course,
+                station=ln.station,
+                fire_at=ln.fire_at or base,
+                voided=ln.voided,
+                done=ln.done,
+            )
+            for ln in sorted(lines, key=lambda x: (x.fire_at or base, x.line_id))
+        ]
+        fire_at = min((i.fire_at for i in items if not i.voided), default=base)
+        return Ticket(
+            ticket_id=t.ticket_id,
+            version=t.version,
+            order_id=rec.order_id,
+            table=rec.table,
+            station=t.target,
+            course=t.course,
+            dining=rec.dining,
+            items=items,
+            fire_at=fire_at,
+            status=t.status,
+            redirected_from=t.redirected_from,
+            sent_at=base,
+        )
+
+    def _status(self, rec: OrderRecord, now: datetime) -> SendStatus:
+        prep = [t for t in rec.tickets if t.station != EXPO and self._live(rec, t)]
+        return SendStatus(
+            OrderStatusUpdate(
+                order_id=rec.order_id,
+                table=rec.table,
+                state=rec.state,
+                stations_done=sorted({t.station for t in prep if t.bumped}),
+                stations_open=sorted({t.station for t in prep if not t.bumped}),
+                at=now,
+            )
+        )
+
+
+def _ticket_id(order_id: UUID, station: str, course: int | None) -> UUID:
+    """Deterministic, so a ticket rebuilt after a crash keeps its id."""
+    return uuid5(NAMESPACE_URL, f"ticket:{order_id}/{station}/{course}")
+
+
+def _line_state(ln: PricedLine) -> LineState:
+    return LineState(
+        line_id=ln.line_id,
+        item=ln.item,
+        name=ln.name,
+        qty=ln.qty,
+        modifiers=ln.modifiers,
+        note=ln.note,
+        course=ln.course,
+        station=ln.station,
+        also=ln.also,
+        prep_s=ln.prep_s,
+    )

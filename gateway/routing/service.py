@@ -1,0 +1,519 @@
+"""The order service: typed inbound events in, durable state, typed outbound events out.
+
+Each batch of inbound events is handled in memory, committed to SQLite in one transaction, and
+only then are the wire messages acknowledged and the replies and tickets handed to the outbox.
+That order is the durability boundary: a crash before the commit loses nothing (the broker
+redelivers what was not acknowledged, tablets resend what got no reply); a crash after it
+resends from disk, and screens dedupe ``(ticket_id, version)``.
+
+Queues and their overflow policies:
+- inbound QoS 1 events: bounded by MQTT flow control (Receive Maximum: the broker sends no more
+  until we acknowledge), so ``_pending`` never grows past it;
+- inbound QoS 0 heartbeats: dropped past ``MAX_PENDING`` and counted (``heartbeats_dropped``);
+- tickets awaiting a screen's ack: bounded by the open orders; resent with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
+from uuid import UUID, uuid4
+
+from gateway.codec import DecodeFailure, encode
+from gateway.config import StationKind
+from gateway.contract import (
+    Alert,
+    AlertLevel,
+    CommandReply,
+    FieldError,
+    FireCourse,
+    KdsAction,
+    Menu,
+    MenuItem,
+    MenuModifier,
+    ModifyLine,
+    Money,
+    OrderLine,
+    OrderReply,
+    ReplyStatus,
+    Ticket,
+    VoidLine,
+)
+from gateway.events import (
+    AlertOut,
+    CommandIn,
+    HeartbeatIn,
+    InboundEvent,
+    KdsEventIn,
+    MenuOut,
+    OrderIn,
+    OutboundEvent,
+    Outbox,
+    ReplyOut,
+    ReplyRoute,
+    StatusOut,
+    TicketOut,
+)
+from gateway.routing.kitchen import Effect, Kitchen, KitchenError, SendTicket
+from gateway.routing.orders import OrderValidator
+from gateway.routing.rules import RouteTable
+from gateway.store.sqlite import Batch
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from gateway.clock import Clock
+    from gateway.config import SiteConfig
+    from gateway.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 50_000
+_TICK_S = 0.2  # how often scheduled tickets, resends and silent screens are looked at
+_REPLY_CACHE = 20_000  # recent replies kept in memory so resends rarely touch the disk
+_DISK_CHECK_S = 5.0
+_PURGE_EVERY_S = 3600.0
+_RETENTION_S = 30 * 24 * 3600.0
+
+
+@dataclass(slots=True)
+class OrderStats:
+    """Counters, exposed as data for the demo view, tests and health checks."""
+
+    orders_accepted: int = 0
+    orders_rejected: int = 0
+    orders_duplicate: int = 0
+    commands: int = 0
+    tickets_sent: int = 0
+    tickets_resent: int = 0
+    kds_events: int = 0
+    heartbeats_dropped: int = 0
+    redirects: int = 0
+    batches: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    bad_kds_messages: int = 0
+
+
+@dataclass(slots=True)
+class _Unacked:
+    ticket: Ticket
+    due: float
+    interval: float
+
+
+class OrderService:
+    """Orders to tickets, exactly once as the cook sees it. Use as an async context manager."""
+
+    def __init__(self, cfg: SiteConfig, store: Store, clock: Clock, outbox: Outbox) -> None:
+        """Wire the service; nothing runs until ``async with``."""
+        self._cfg = cfg
+        self._store = store
+        self._clock = clock
+        self._outbox = outbox
+        routes = RouteTable(cfg)
+        self._validator = OrderValidator(cfg, routes)
+        expo = next((s.id for s in cfg.stations if s.kind is StationKind.EXPO), None)
+        self.kitchen = Kitchen(cfg.courses, expo)
+        self.stats = OrderStats()
+        self._pending: list[InboundEvent] = []
+        self._wake = asyncio.Event()
+        self._replies: OrderedDict[UUID, bytes] = OrderedDict()
+        self._unacked: dict[UUID, _Unacked] = {}
+        self._backups = {s.id: s.backup for s in cfg.stations}
+        self._last_seen: dict[str, float] = {}
+        self._silent: set[str] = set()
+        self._disk_low = False
+        self._logged: set[str] = set()
+        self._tg: asyncio.TaskGroup | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Load open orders from disk, queue their unacked tickets for resending, start loops."""
+        self.kitchen.restore(self._store.open_orders())
+        now = time.monotonic()
+        for ticket in self.kitchen.unacked():
+            self._track(ticket, now)  # due now: the first resend goes out on the first tick
+        for s in self._cfg.stations:
+            self._last_seen[s.id] = now  # a grace period after start-up
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._tg.create_task(self._flusher(), name="orders-flusher")
+        self._tg.create_task(self._ticker(), name="orders-ticker")
+        self._outbox.send(MenuOut(self.menu()))
+        self.resend_now()
+        log.info(
+            "order service ready: %d open orders, %d tickets to resend",
+            len(self.kitchen),
+            len(self._unacked),
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop the loops; what was not committed is redelivered by the broker next time."""
+        assert self._tg is not None
+        for task in list(self._tg._tasks):  # noqa: SLF001 - TaskGroup has no public cancel-all
+            task.cancel()
+        await self._tg.__aexit__(et, e, tb)
+
+    # --- input --------------------------------------------------------------------------
+
+    def submit(self, event: InboundEvent) -> None:
+        """Queue an inbound event (called in the loop by the adapter; never blocks)."""
+        if isinstance(event, HeartbeatIn):
+            if len(self._pending) >= MAX_PENDING:
+                self.stats.heartbeats_dropped += 1
+                return
+            self._last_seen[event.station] = time.monotonic()
+            return
+        self._pending.append(event)
+        self._wake.set()
+
+    def resend_now(self) -> None:
+        """Resend every unacknowledged ticket on the next tick (after a broker reconnect)."""
+        now = time.monotonic()
+        for u in self._unacked.values():
+            u.due = now
+
+    def menu(self) -> Menu:
+        """The menu as tablets need it."""
+        cfg = self._cfg
+        cur = cfg.site.currency
+        mods = {m.id: m for m in cfg.modifiers}
+        groups = {g.id: g for g in cfg.groups}
+        return Menu(
+            site=cfg.site.id,
+            languages=list(cfg.site.languages),
+            items=[
+                MenuItem(
+                    id=i.id,
+                    names=i.names,
+                    group=i.group,
+                    price=Money(amount=i.price, currency=cur),
+                    course=i.course or groups[i.group].course,
+                    allergens=list(i.allergens),
+                    modifiers=[
+                        MenuModifier(
+                            id=m,
+                            names=mods[m].names,
+                            price=Money(amount=mods[m].price, currency=cur),
+                        )
+                        for m in i.modifiers
+                    ],
+                    available=i.available,
+                )
+                for i in cfg.items
+            ],
+            published_at=self._clock.now(),
+        )
+
+    # --- the batch loop -------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            # Let every message already read from the socket join this batch.
+            await asyncio.sleep(0)
+            self._flush()
+
+    def _flush(self) -> None:
+        limit = self._cfg.state.batch_max
+        while self._pending:
+            events, self._pending = self._pending[:limit], self._pending[limit:]
+            batch = Batch()
+            outs: list[OutboundEvent] = []
+            tokens: list[object] = []
+            for ev in events:
+                self._handle(ev, batch, outs, tokens)
+            self._commit_and_send(batch, outs, tokens)
+
+    def _commit_and_send(
+        self, batch: Batch, outs: list[OutboundEvent], tokens: list[object]
+    ) -> None:
+        batch.snapshots, batch.closed = self.kitchen.take_dirty()
+        # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us from disk.
+        self._store.commit(batch)
+        self.stats.batches += 1
+        for token in tokens:
+            self._outbox.ack(token)
+        now = time.monotonic()
+        for out in outs:
+            if isinstance(out, TicketOut):
+                self._track(out.ticket, now + self._cfg.delivery.resend_after_s)
+                self.stats.tickets_sent += 1
+            self._outbox.send(out)
+
+    def _handle(
+        self, ev: InboundEvent, batch: Batch, outs: list[OutboundEvent], tokens: list[object]
+    ) -> None:
+        if isinstance(ev, OrderIn):
+            self._on_order(ev, batch, outs)
+        elif isinstance(ev, CommandIn):
+            self._on_command(ev, batch, outs)
+        elif isinstance(ev, KdsEventIn):
+            self._on_kds(ev, outs)
+        else:  # pragma: no cover - heartbeats never reach the queue
+            return
+        tokens.append(ev.token)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    def _on_order(self, ev: OrderIn, batch: Batch, outs: list[OutboundEvent]) -> None:
+        req = ev.request
+        order_id = req.id if isinstance(req, DecodeFailure) else req.order_id
+        if order_id is not None:
+            previous = self._reply_for(order_id)
+            if previous is not None:
+                self.stats.orders_duplicate += 1
+                outs.append(ReplyOut(ev.route, previous))
+                return
+        if isinstance(req, DecodeFailure):
+            self._reject(ev.route, order_id, list(req.errors), req.reason, batch, outs)
+            return
+        if self._disk_low:
+            err = FieldError(path="", message="the gateway's disk is full; call the manager")
+            self._reject(ev.route, None, [err], "disk_full", batch, outs)
+            return
+        result = self._validator.validate(req)
+        if isinstance(result, list):
+            self._reject(ev.route, order_id, result, "invalid", batch, outs)
+            return
+        effects = self.kitchen.accept(result, ev.route.device, self._clock.now())
+        body = encode(
+            OrderReply(order_id=order_id, status=ReplyStatus.ACCEPTED, total=result.total)
+        )
+        self._remember(order_id, body)
+        assert order_id is not None
+        batch.replies.append((order_id, ev.route.device, body))
+        self.stats.orders_accepted += 1
+        outs.append(ReplyOut(ev.route, body))
+        outs.extend(_outbound(effects))
+
+    def _reject(  # noqa: PLR0917 - private helper, called with the batch it writes into
+        self,
+        route: ReplyRoute,
+        order_id: UUID | None,
+        errors: list[FieldError],
+        reason: str,
+        batch: Batch,
+        outs: list[OutboundEvent],
+    ) -> None:
+        body = encode(OrderReply(order_id=order_id, status=ReplyStatus.REJECTED, errors=errors))
+        if order_id is not None and reason != "disk_full":
+            # A rejection is final too: the same order_id always gets the same answer.
+            self._remember(order_id, body)
+            batch.replies.append((order_id, route.device, body))
+        self.stats.orders_rejected += 1
+        self.stats.rejected_by_reason[reason] += 1
+        self._log_once(
+            reason,
+            f"rejected an order from {route.device} ({reason}): "
+            + "; ".join(f"{e.path}: {e.message}" for e in errors[:3]),
+        )
+        outs.append(ReplyOut(route, body))
+
+    def _reply_for(self, order_id: UUID) -> bytes | None:
+        cached = self._replies.get(order_id)
+        if cached is not None:
+            return cached
+        return self._store.reply_for(order_id)
+
+    def _remember(self, order_id: UUID | None, body: bytes) -> None:
+        if order_id is None:
+            return
+        self._replies[order_id] = body
+        if len(self._replies) > _REPLY_CACHE:
+            self._replies.popitem(last=False)
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _on_command(self, ev: CommandIn, batch: Batch, outs: list[OutboundEvent]) -> None:
+        cmd = ev.command
+        self.stats.commands += 1
+        cid = cmd.id if isinstance(cmd, DecodeFailure) else cmd.command_id
+        if cid is not None:
+            previous = self._store.command_reply(cid)
+            if previous is not None:
+                outs.append(ReplyOut(ev.route, previous, command=True))
+                return
+        errors: list[FieldError] = []
+        effects: list[Effect] = []
+        if isinstance(cmd, DecodeFailure):
+            errors = list(cmd.errors)
+        else:
+            try:
+                effects = self._apply_command(cmd)
+            except KitchenError as err:
+                errors = [FieldError(path=err.path, message=err.message)]
+            except _InvalidLine as err:
+                errors = err.errors
+        status = ReplyStatus.REJECTED if errors else ReplyStatus.ACCEPTED
+        body = encode(CommandReply(command_id=cid, status=status, errors=errors))
+        if cid is not None:
+            batch.commands.append((cid, body))
+        outs.append(ReplyOut(ev.route, body, command=True))
+        outs.extend(_outbound(effects))
+
+    def _apply_command(self, cmd: FireCourse | VoidLine | ModifyLine) -> list[Effect]:
+        now = self._clock.now()
+        if isinstance(cmd, FireCourse):
+            return self.kitchen.fire_course(cmd.order_id, cmd.course, now)
+        if isinstance(cmd, ModifyLine):
+            rec = self.kitchen.order(cmd.order_id)
+            if rec is None:
+                raise KitchenError("order_id", "no open order with this id (unknown or closed)")
+            old = rec.line(cmd.line_id)
+            if old is None:
+                raise KitchenError("line_id", f"order has no line '{cmd.line_id}'")
+            line = OrderLine(
+                line_id=old.line_id,
+                item=old.item,
+                qty=cmd.qty if cmd.qty is not None else old.qty,
+                modifiers=cmd.modifiers if cmd.modifiers is not None else list(old.modifiers),
+                course=old.course,
+                note=cmd.note if cmd.note is not None else old.note,
+            )
+            priced = self._validator.validate_line(line, rec.dining, "")
+            if isinstance(priced, list):
+                raise _InvalidLine(priced)
+            return self.kitchen.modify_line(cmd.order_id, priced, now)
+        return self.kitchen.void_line(cmd.order_id, cmd.line_id, now)
+
+    # --- screens --------------------------------------------------------------------------
+
+    def _on_kds(self, ev: KdsEventIn, outs: list[OutboundEvent]) -> None:
+        self._last_seen[ev.station] = time.monotonic()
+        e = ev.event
+        if isinstance(e, DecodeFailure):
+            self.stats.bad_kds_messages += 1
+            self._log_once("kds", f"unreadable message from screen {ev.station}: {e.reason}")
+            return
+        self.stats.kds_events += 1
+        if e.action is KdsAction.ACK:
+            u = self._unacked.get(e.ticket_id)
+            if u is not None and u.ticket.version <= e.version:
+                del self._unacked[e.ticket_id]
+        effects = self.kitchen.on_kds(
+            e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
+        )
+        outs.extend(_outbound(effects))
+
+    # --- timers ---------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        next_disk = next_purge = 0.0
+        while True:
+            await asyncio.sleep(_TICK_S)
+            mono = time.monotonic()
+            if mono >= next_disk:
+                next_disk = mono + _DISK_CHECK_S
+                self._check_disk()
+            if mono >= next_purge:
+                next_purge = mono + _PURGE_EVERY_S
+                self._store.purge(_RETENTION_S)
+            now = self._clock.now()
+            outs = _outbound(self.kitchen.release_due(now))
+            outs += self._check_screens(mono)
+            if outs:
+                self._commit_and_send(Batch(), outs, [])
+            self._resend_due(mono)
+
+    def _track(self, ticket: Ticket, due: float) -> None:
+        first = self._cfg.delivery.resend_after_s
+        self._unacked[ticket.ticket_id] = _Unacked(ticket, due, first)
+
+    def _resend_due(self, mono: float) -> None:
+        cap = self._cfg.delivery.resend_max_interval_s
+        for u in self._unacked.values():
+            if u.due <= mono:
+                self._outbox.send(TicketOut(u.ticket))
+                self.stats.tickets_resent += 1
+                u.interval = min(u.interval * 2, cap)
+                u.due = mono + u.interval
+
+    def _check_screens(self, mono: float) -> list[OutboundEvent]:
+        outs: list[OutboundEvent] = []
+        timeout = self._cfg.kds.silence_timeout_s
+        now = self._clock.now()
+        for station, seen in self._last_seen.items():
+            silent = mono - seen > timeout
+            if silent and station not in self._silent:
+                self._silent.add(station)
+                backup = self._backups.get(station)
+                where = f"its tickets now go to {backup}" if backup else "it has no backup"
+                log.warning("screen at %s silent for %.0f s: %s", station, mono - seen, where)
+                outs.append(
+                    self._alert(
+                        AlertLevel.CRITICAL,
+                        "kds_silent",
+                        station,
+                        f"the screen at {station} has been silent for {mono - seen:.0f} s; {where}",
+                    )
+                )
+                if backup:
+                    self.stats.redirects += 1
+                    outs += _outbound(self.kitchen.redirect(station, backup, now))
+            elif not silent and station in self._silent:
+                self._silent.discard(station)
+                self.kitchen.restore_station(station)
+                log.info("screen at %s is back", station)
+                outs.append(
+                    self._alert(
+                        AlertLevel.INFO,
+                        "kds_back",
+                        station,
+                        f"the screen at {station} is back; new tickets go to it again",
+                    )
+                )
+        return outs
+
+    def _check_disk(self) -> None:
+        low = self._store.free_bytes() < self._cfg.state.min_free_mb * 1024 * 1024
+        if low != self._disk_low:
+            self._disk_low = low
+            msg = (
+                "the gateway's disk is nearly full: new orders are refused until space is freed"
+                if low
+                else "disk space is back: orders are accepted again"
+            )
+            (log.error if low else log.info)(msg)
+            level = AlertLevel.CRITICAL if low else AlertLevel.INFO
+            self._outbox.send(self._alert(level, "disk_full", "gateway", msg))
+
+    def _alert(self, level: AlertLevel, kind: str, subject: str, message: str) -> AlertOut:
+        return AlertOut(
+            Alert(
+                alert_id=uuid4(),
+                level=level,
+                kind=kind,
+                subject=subject,
+                message=message,
+                at=self._clock.now(),
+            )
+        )
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key in self._logged:
+            log.debug(message)
+            return
+        self._logged.add(key)
+        log.warning("%s (further ones are counted, not logged)", message)
+
+
+class _InvalidLine(Exception):
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("invalid line")
+
+
+def _outbound(effects: list[Effect]) -> list[OutboundEvent]:
+    return [
+        TicketOut(e.ticket) if isinstance(e, SendTicket) else StatusOut(e.update) for e in effects
+    ]

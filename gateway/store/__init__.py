@@ -1,0 +1,1 @@
+"""Durable state in SQLite (WAL): accepted orders, their tickets, and every reply already given."""

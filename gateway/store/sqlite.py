@@ -1,0 +1,192 @@
+"""The gateway's durable state: one SQLite file in WAL mode, written in batched transactions.
+
+What lives here, and why it is enough to resume after ``kill -9``:
+
+- ``replies``: the one final reply to every order id ever answered (accepted or rejected), so a
+  resent order gets the same reply and creates nothing new.
+- ``orders``: a snapshot of every order the kitchen still works on (lines, tickets, versions,
+  acks). Tickets sent but not acknowledged are rebuilt from it and resent at start-up.
+- ``commands``: the reply to every tablet command id, for the same idempotency.
+
+The order service commits a batch *before* it acknowledges the MQTT messages in it and before it
+publishes anything the batch produced: the durability boundary is this commit. With
+``durability = "full"`` SQLite fsyncs each commit (an accepted order survives a power cut); with
+``"normal"`` it survives a crash of the gateway but may lose the last batches on power loss.
+Batching (many messages per transaction) is what keeps either fast.
+
+sqlite3 errors are translated into :mod:`gateway.errors` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from gateway.errors import StoreError, StoreFull
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from uuid import UUID
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    order_id TEXT PRIMARY KEY,
+    device   TEXT NOT NULL,
+    reply    BLOB NOT NULL,
+    at       REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    open     INTEGER NOT NULL,
+    snapshot BLOB NOT NULL,
+    at       REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS orders_open ON orders(open) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY,
+    reply      BLOB NOT NULL,
+    at         REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one transaction writes."""
+
+    replies: list[tuple[UUID, str, bytes]] = field(default_factory=list)
+    snapshots: dict[UUID, bytes] = field(default_factory=dict)
+    closed: set[UUID] = field(default_factory=set)
+    commands: list[tuple[UUID, bytes]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """Whether there is anything to write."""
+        return bool(self.replies or self.snapshots or self.closed or self.commands)
+
+
+class Store:
+    """The SQLite file; used from the event loop thread only (each call is short)."""
+
+    def __init__(self, path: Path, durability: Literal["full", "normal"] = "full") -> None:
+        """Open (creating if needed) the database at ``path``."""
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            raise _translate(err, path) from err
+        except OSError as err:
+            raise StoreError(f"cannot open {path}: {err.strerror}") from err
+        self.commits = 0
+
+    def close(self) -> None:
+        """Close the database (checkpointing the WAL)."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on exit."""
+        self.close()
+
+    # --- reads ------------------------------------------------------------------------
+
+    def reply_for(self, order_id: UUID) -> bytes | None:
+        """The reply already given to ``order_id``, if any."""
+        row = self._one("SELECT reply FROM replies WHERE order_id = ?", (str(order_id),))
+        return None if row is None else bytes(row[0])
+
+    def command_reply(self, command_id: UUID) -> bytes | None:
+        """The reply already given to a command, if any."""
+        row = self._one("SELECT reply FROM commands WHERE command_id = ?", (str(command_id),))
+        return None if row is None else bytes(row[0])
+
+    def open_orders(self) -> Iterator[bytes]:
+        """Snapshots of every open order (start-up)."""
+        try:
+            for (snap,) in self._db.execute("SELECT snapshot FROM orders WHERE open = 1"):
+                yield bytes(snap)
+        except sqlite3.Error as err:
+            raise _translate(err, self.path) from err
+
+    def count(self, table: Literal["replies", "orders", "commands"]) -> int:
+        """Rows in a table (for stats and tests)."""
+        row = self._one(f"SELECT count(*) FROM {table}", ())  # noqa: S608 - fixed names only
+        return int(row[0]) if row else 0
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+        except sqlite3.Error as err:
+            raise _translate(err, self.path) from err
+        return row
+
+    # --- writes -----------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        """Write a batch in one transaction; raises StoreError (nothing written) on failure."""
+        if not batch:
+            return
+        now = time.time()
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?)",
+                [(str(o), d, r, now) for o, d, r in batch.replies],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO orders VALUES (?, 1, ?, ?)",
+                [(str(o), s, now) for o, s in batch.snapshots.items()],
+            )
+            db.executemany(
+                "UPDATE orders SET open = 0, at = ? WHERE order_id = ?",
+                [(now, str(o)) for o in batch.closed],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",
+                [(str(c), r, now) for c, r in batch.commands],
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise _translate(err, self.path) from err
+        self.commits += 1
+
+    def purge(self, older_than_s: float) -> int:
+        """Forget closed orders and replies older than ``older_than_s`` (bounded disk use)."""
+        cutoff = time.time() - older_than_s
+        try:
+            db = self._db
+            db.execute("BEGIN")
+            n = db.execute("DELETE FROM orders WHERE open = 0 AND at < ?", (cutoff,)).rowcount
+            n += db.execute("DELETE FROM replies WHERE at < ?", (cutoff,)).rowcount
+            n += db.execute("DELETE FROM commands WHERE at < ?", (cutoff,)).rowcount
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise _translate(err, self.path) from err
+        return n
+
+    def free_bytes(self) -> int:
+        """Free space on the disk holding the database."""
+        return shutil.disk_usage(self.path.parent).free
+
+
+def _translate(err: sqlite3.Error, path: Path) -> StoreError:
+    if isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower():
+        return StoreFull(path)
+    return StoreError(f"{path}: {err}")
