@@ -146,7 +146,7 @@ class Modifier(Frozen):
 
     id: Ident
     names: dict[str, str]
-    price: int = 0
+    price: int = Field(default=0, ge=0)  # discounts belong to billing, not to a modifier
     prep_delta_s: int = Field(default=0, ge=-3600, le=3600)
 
 
@@ -194,7 +194,7 @@ class Tables(Frozen):
 
     ids: tuple[Ident, ...] = ()
     count: int = Field(default=0, ge=0, le=2000)
-    prefix: str = "T"
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,15}$")] = "T"
 
     def all_ids(self) -> frozenset[str]:
         """Every valid table id."""

@@ -31,11 +31,10 @@ def check_site(cfg: SiteConfig) -> list[ConfigProblem]:
     problems += _duplicates("tables", cfg.tables.ids)
     if not cfg.tables.all_ids():
         problems.append(ConfigProblem("tables", "no tables", "set tables.count or tables.ids"))
-    problems += _stations(cfg)
-    problems += _references(cfg)
-    problems += _names(cfg)
+    references = _stations(cfg) + _references(cfg)
+    problems += references + _names(cfg)
     # Routing is only meaningful once references resolve; otherwise it repeats the same problem.
-    if not problems:
+    if not references:
         problems += check_routes(cfg)
     return problems
 

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.config import Dining
 
@@ -45,7 +45,8 @@ Note = Annotated[str, StringConstraints(max_length=200)]
 class Inbound(BaseModel):
     """Base of messages the gateway receives: strict about unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a tablet's "qty": true or "3" is a bug to report, not something to guess at.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     v: Literal[1] = 1
 
 
@@ -119,7 +120,7 @@ class OrderRequest(Inbound):
     order_id: UUID
     table: WireId
     items: list[OrderLine] = Field(min_length=1)
-    placed_at: datetime
+    placed_at: AwareDatetime
     dining: Dining = Dining.DINE_IN
 
 
@@ -264,7 +265,7 @@ class Heartbeat(Inbound):
     """A screen saying it is alive; silence longer than ``kds.silence_timeout_s`` redirects."""
 
     device: WireId
-    sent_at: datetime | None = None
+    sent_at: AwareDatetime | None = None
 
 
 class OrderState(StrEnum):

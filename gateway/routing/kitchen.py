@@ -359,7 +359,8 @@ class Kitchen:
 
     def _schedule_lines(self, rec: OrderRecord) -> None:
         for course, fired_at in rec.course_fire.items():
-            lines = [ln for ln in rec.lines if ln.course == course]
+            # A voided dish must not hold back the others: it is left out of the offsets.
+            lines = [ln for ln in rec.lines if ln.course == course and not ln.voided]
             if fired_at is None:
                 for ln in lines:
                     ln.fire_at = None

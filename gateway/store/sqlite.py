@@ -162,10 +162,18 @@ class Store:
             )
             db.execute("COMMIT")
         except sqlite3.Error as err:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._rollback()
             raise _translate(err, self.path) from err
         self.commits += 1
+
+    def _rollback(self) -> None:
+        # After a failed statement the transaction may still be open; a closed connection
+        # raises ProgrammingError on any use, and then there is nothing to roll back.
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.debug("rollback failed (connection closed?)", exc_info=True)
 
     def purge(self, older_than_s: float) -> int:
         """Forget closed orders and replies older than ``older_than_s`` (bounded disk use)."""
@@ -178,6 +186,7 @@ class Store:
             n += db.execute("DELETE FROM commands WHERE at < ?", (cutoff,)).rowcount
             db.execute("COMMIT")
         except sqlite3.Error as err:
+            self._rollback()
             raise _translate(err, self.path) from err
         return n
 
