@@ -266,7 +266,11 @@ class Kitchen:
         current = rec.course_fire[course]
         if current is not None and current <= now:
             return []  # already fired: firing twice is harmless, and idempotent
-        rec.course_fire[course] = now
+        # Courses after this one that were held start their own auto-fire gap from now.
+        later = course_fire_times([c for c in rec.course_fire if c >= course], self._courses, now)
+        for c, at in later.items():
+            if c == course or rec.course_fire[c] is None:
+                rec.course_fire[c] = at
         self._schedule_lines(rec)
         self._dirty.add(rec.order_id)
         return self._refresh_expo(rec, now) + self.release_due(now, only=rec)

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 50_000
+_RESEND_PER_TICK = 200
 _TICK_S = 0.2  # how often scheduled tickets, resends and silent screens are looked at
 _REPLY_CACHE = 20_000  # recent replies kept in memory so resends rarely touch the disk
 _DISK_CHECK_S = 5.0
@@ -122,6 +123,7 @@ class OrderService:
         self._pending: list[InboundEvent] = []
         self._wake = asyncio.Event()
         self._replies: OrderedDict[UUID, bytes] = OrderedDict()
+        self._command_replies: OrderedDict[UUID, bytes] = OrderedDict()
         self._unacked: dict[UUID, _Unacked] = {}
         self._backups = {s.id: s.backup for s in cfg.stations}
         self._last_seen: dict[str, float] = {}
@@ -279,7 +281,7 @@ class OrderService:
             return
         if self._disk_low:
             err = FieldError(path="", message="the gateway's disk is full; call the manager")
-            self._reject(ev.route, None, [err], "disk_full", batch, outs)
+            self._reject(ev.route, order_id, [err], "disk_full", batch, outs)
             return
         result = self._validator.validate(req)
         if isinstance(result, list):
@@ -339,7 +341,8 @@ class OrderService:
         self.stats.commands += 1
         cid = cmd.id if isinstance(cmd, DecodeFailure) else cmd.command_id
         if cid is not None:
-            previous = self._store.command_reply(cid)
+            # The cache covers a redelivery inside the batch that is not committed yet.
+            previous = self._command_replies.get(cid) or self._store.command_reply(cid)
             if previous is not None:
                 outs.append(ReplyOut(ev.route, previous, command=True))
                 return
@@ -358,6 +361,9 @@ class OrderService:
         body = encode(CommandReply(command_id=cid, status=status, errors=errors))
         if cid is not None:
             batch.commands.append((cid, body))
+            self._command_replies[cid] = body
+            if len(self._command_replies) > _REPLY_CACHE:
+                self._command_replies.popitem(last=False)
         outs.append(ReplyOut(ev.route, body, command=True))
         outs.extend(_outbound(effects))
 
@@ -431,8 +437,14 @@ class OrderService:
 
     def _resend_due(self, mono: float) -> None:
         cap = self._cfg.delivery.resend_max_interval_s
+        budget = _RESEND_PER_TICK
         for u in self._unacked.values():
             if u.due <= mono:
+                if budget == 0:
+                    # A capped burst: resending everything at once when screens lag behind would
+                    # only deepen the backlog they are lagging on (a retry storm).
+                    break
+                budget -= 1
                 self._outbox.send(TicketOut(u.ticket))
                 self.stats.tickets_resent += 1
                 u.interval = min(u.interval * 2, cap)

@@ -1,0 +1,173 @@
+"""bench/routing: orders/s and order-to-ticket latency of the gateway beside a null router.
+
+Run: ``python bench/routing/run.py [--duration 10] [--durability full]``. Starts a private
+Mosquitto, then for the gateway and for the null router in turn: fixed rates (50, 200 and 1,000
+orders/s) and a flat-out run (window of 500 unanswered orders), each measured by
+``loadgen.py`` in its own process. Then kill -9 of the gateway with unacknowledged tickets and the
+time from restart to the first resent ticket. Prints a Markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import uvloop
+
+from gateway.transport.broker import MosquittoProcess
+from gateway.transport.mqtt import InboundMessage, MqttClient
+
+HERE = Path(__file__).resolve().parent
+SITE_FILE = HERE / "site.toml"
+RATES = [50, 200, 1000, 0]
+
+
+def start_gateway(url: str, state: Path, durability: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, GATEWAY_BENCH_DURABILITY=durability)
+    site = state / "site.toml"
+    site.write_text(SITE_FILE.read_text().replace('durability = "full"', f'durability = "{durability}"'))
+    log = state / "gateway.log"
+    # A file, not a pipe: a pipe nobody reads would stall the gateway once it fills.
+    with log.open("a") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", str(site), "--mqtt-url", url,
+             "--state-dir", str(state)],
+            stderr=err, text=True, env=env,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.read_text().count("ready on") > proc_starts(log):
+            _STARTS[log] = proc_starts(log) + 1
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")
+
+
+_STARTS: dict[Path, int] = {}
+
+
+def proc_starts(log: Path) -> int:
+    """How many starts this log had before the current one."""
+    return _STARTS.get(log, 0)
+
+
+def start_null(url: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, str(HERE / "null_router.py"), "--url", url],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc
+
+
+def load(url: str, rate: float, duration: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--rate", str(rate),
+         "--duration", str(duration)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(url: str, proc: subprocess.Popen[str], duration: float) -> tuple[list[dict], float]:
+    results = []
+    ps = psutil.Process(proc.pid)
+    peak_rss = 0.0
+    for rate in RATES:
+        res = load(url, rate, duration)
+        peak_rss = max(peak_rss, ps.memory_info().rss / 2**20)
+        results.append(res)
+        time.sleep(1.0)
+    return results, peak_rss
+
+
+async def _first_resend(url: str, spawn):
+    got = asyncio.Event()
+    client = MqttClient(url, f"bench-watch-{uuid.uuid4().hex[:6]}", clean_start=True, session_expiry_s=0)
+
+    def on_message(msg: InboundMessage) -> None:
+        got.set()
+        client.ack(msg)
+
+    async with client:
+        client.set_handler(on_message)
+        client.subscribe("rst/bench/kds/+/tickets")
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        proc = spawn()
+        await asyncio.wait_for(got.wait(), 30)
+        dt = time.monotonic() - t0
+    return dt, proc
+
+
+def restart_time(url: str, durability: str) -> float:
+    """Orders whose tickets nobody acks, kill -9, restart: seconds to the first resent ticket."""
+    state = Path(tempfile.mkdtemp(prefix="bench-restart-"))
+    gw = start_gateway(url, state, durability)
+    client_code = f"""
+import json, uuid, paho.mqtt.publish as p
+from datetime import datetime, UTC
+msgs = [dict(topic="rst/bench/tablet/tab-1/orders", qos=1, payload=json.dumps({{
+  "order_id": str(uuid.uuid4()), "table": "T1", "placed_at": datetime.now(UTC).isoformat(),
+  "items": [{{"line_id": "1", "item": "calamari", "qty": 1}}]}})) for _ in range(50)]
+p.multiple(msgs, hostname="127.0.0.1", port={url.rsplit(':', 1)[1]})
+"""
+    subprocess.run([sys.executable, "-c", client_code], check=True)
+    time.sleep(1.0)
+    gw.send_signal(signal.SIGKILL)
+    gw.wait()
+    dt, gw2 = uvloop.run(_first_resend(url, lambda: start_gateway(url, state, durability)))
+    gw2.terminate()
+    gw2.wait()
+    return dt
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--durability", default="full", choices=["full", "normal"])
+    a = p.parse_args()
+    with MosquittoProcess() as broker:
+        state = Path(tempfile.mkdtemp(prefix="bench-gw-"))
+        gw = start_gateway(broker.url, state, a.durability)
+        gw_res, gw_rss = measure(broker.url, gw, a.duration)
+        gw.terminate()
+        gw.wait()
+        null = start_null(broker.url)
+        null_res, _ = measure(broker.url, null, a.duration)
+        null.terminate()
+        null.wait()
+        restart = restart_time(broker.url, a.durability)
+    print(f"## bench/routing, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, durability={a.durability}")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {a.duration:.0f} s per rate\n")
+    print("| target orders/s | gateway orders/s | null orders/s | ratio | gw reply p50/p99 ms "
+          "| gw ticket p50/p99 ms | null ticket p50/p99 ms | added p99 ms | gw lost |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for g, n in zip(gw_res, null_res, strict=True):
+        ratio = g["orders_per_s"] / n["orders_per_s"] if n["orders_per_s"] else 0
+        added = (g["ticket_ms_p99"] or 0) - (n["ticket_ms_p99"] or 0)
+        label = "max" if g["rate_target"] == 0 else f"{g['rate_target']:.0f}"
+        print(f"| {label} | {g['orders_per_s']} | {n['orders_per_s']} | {ratio:.2f} "
+              f"| {g['reply_ms_p50']}/{g['reply_ms_p99']} | {g['ticket_ms_p50']}/{g['ticket_ms_p99']} "
+              f"| {n['ticket_ms_p50']}/{n['ticket_ms_p99']} | {added:.2f} | {g['lost']} |")
+    print(f"\ngateway peak RSS: {gw_rss:.1f} MiB; restart after kill -9 to first resent ticket: "
+          f"{restart * 1000:.0f} ms (process start included)")
+    print("\nraw:", json.dumps({"gateway": gw_res, "null": null_res}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The ``gateway`` command: check a site file, export the contract, run the gateway, run the demo.
+
+Exit codes: 0 success (also after Ctrl-C or SIGTERM), 1 an error the operator has to act on
+(one line on stderr, no traceback), 2 a bad site file or bad command-line usage. Unexpected
+exceptions keep their traceback: they are bugs, and the traceback is what a bug report needs.
+
+Heavy modules (the gateway itself, the demo) are imported only by the subcommand that needs them,
+so ``check-config`` and ``contract`` stay fast and work without a broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from gateway.config import load_site
+from gateway.contract_docs import stale_docs, write_docs
+from gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping, Sequence
+
+    from gateway.config import SiteConfig
+
+__all__ = ["effective_config", "main"]
+
+log = logging.getLogger("gateway")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV_MQTT_URL = "GATEWAY_MQTT_URL"
+ENV_STATE_DIR = "GATEWAY_STATE_DIR"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+
+def effective_config(
+    cfg: SiteConfig,
+    env: Mapping[str, str],
+    *,
+    mqtt_url: str | None = None,
+    state_dir: Path | None = None,
+) -> SiteConfig:
+    """Apply overrides to a loaded site: a flag wins over the environment, which wins over the file.
+
+    Args:
+        cfg: the site as loaded from its file.
+        env: the environment (``os.environ`` in production); empty values count as unset.
+        mqtt_url: ``--mqtt-url``, None when not given.
+        state_dir: ``--state-dir``, None when not given.
+
+    Returns:
+        A new frozen config; ``cfg`` is unchanged.
+    """
+    url = mqtt_url or env.get(ENV_MQTT_URL) or None
+    env_dir = env.get(ENV_STATE_DIR)
+    directory = state_dir or (Path(env_dir) if env_dir else None)
+    return cfg.with_overrides(mqtt_url=url, state_dir=directory)
+
+
+def setup_logging(level: str) -> None:
+    """Send log records at ``level`` and above to stderr, in one format."""
+    logging.basicConfig(format=LOG_FORMAT, stream=sys.stderr)
+    # basicConfig does nothing when a handler is already installed; the level must still apply.
+    logging.getLogger().setLevel(level)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    # The command's output is its interface, so it is written, not logged.
+    (stream or sys.stdout).write(text + "\n")
+
+
+def _summary(cfg: SiteConfig, path: Path) -> str:
+    stations = ", ".join(s.id for s in cfg.stations)
+    return (
+        f"{path}: site '{cfg.site.id}' ({cfg.site.name}), {len(cfg.tables.all_ids())} tables, "
+        f"{len(cfg.items)} items in {len(cfg.groups)} groups, {len(cfg.modifiers)} modifiers, "
+        f"{len(cfg.courses)} courses, {len(cfg.stations)} stations: {stations}. "
+        f"Routes OK: {len(cfg.routes)} rules send every item to exactly one station. "
+        f"Broker {cfg.mqtt.url}, state in {cfg.state.dir}/ (durability {cfg.state.durability})."
+    )
+
+
+def _print_config_error(err: ConfigError, out: TextIO) -> None:
+    where = err.path if err.path is not None else "configuration"
+    _say(f"{where}: {len(err.problems)} problem(s):", out)
+    for problem in err.problems:
+        _say(f"  {problem}", out)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    cfg = load_site(path)
+    _say(_summary(cfg, path))
+    return EXIT_OK
+
+
+def _contract(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if args.action == "export":
+        for path in write_docs(directory):
+            _say(f"wrote {path}")
+        return EXIT_OK
+    stale = stale_docs(directory)
+    if not stale:
+        _say(f"{directory} is up to date with gateway/contract.py")
+        return EXIT_OK
+    _say(f"{len(stale)} stale file(s) in {directory}:", sys.stderr)
+    for path in stale:
+        _say(f"  {path}", sys.stderr)
+    _say("run `gateway contract export` and commit the result", sys.stderr)
+    return EXIT_ERROR
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # noqa: PLC0415 -- not installed on Windows, where asyncio's loop is used
+    except ImportError:  # pragma: no cover
+        return None
+    return uvloop.new_event_loop
+
+
+def run_async(main: Coroutine[object, object, None]) -> None:
+    """Run ``main`` to completion on uvloop (asyncio's own loop where uvloop is missing)."""
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(main)
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    cfg = effective_config(
+        load_site(args.config), os.environ, mqtt_url=args.mqtt_url, state_dir=args.state_dir
+    )
+    log.info("site %s, broker %s, state in %s", cfg.site.id, cfg.mqtt.url, cfg.state.dir)
+    # Imported here: it pulls in paho, sqlite and the services, which the other commands skip.
+    from gateway.app import run_gateway  # noqa: PLC0415
+
+    # run_gateway itself turns SIGINT and SIGTERM into a clean stop and returns.
+    run_async(run_gateway(cfg))
+    return EXIT_OK
+
+
+def _demo(argv: list[str]) -> int:
+    from gateway.demo import main as demo_main  # noqa: PLC0415
+
+    return demo_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Edge gateway for restaurant kitchens.",
+        epilog="Exit codes: 0 OK, 1 error, 2 bad site file or usage.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a site file and summarise it")
+    check.add_argument("file", type=Path, metavar="FILE", help="the site file (TOML)")
+    check.set_defaults(handler=_check_config)
+
+    contract = sub.add_parser("contract", help="the MQTT contract documents under docs/")
+    contract.add_argument("action", choices=("export", "check"), help="write, or verify")
+    contract.add_argument("--dir", type=Path, default=Path("docs"), help="default: docs")
+    contract.set_defaults(handler=_contract)
+
+    run = sub.add_parser("run", help="run the gateway until Ctrl-C or SIGTERM")
+    run.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    run.add_argument("--mqtt-url", help=f"broker URL; overrides ${ENV_MQTT_URL} and the file")
+    run.add_argument(
+        "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR} and the file"
+    )
+    run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper)
+    run.set_defaults(handler=_run)
+
+    # The demo parses its own options: everything after `demo` is handed to it unchanged.
+    sub.add_parser("demo", help="a simulated dinner service (gateway demo --help)", add_help=False)
+    return parser
+
+
+def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:
+    out: list[GatewayError] = []
+    for exc in group.exceptions:
+        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return out
+
+
+def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return handler(args)
+    except ConfigError as err:
+        _print_config_error(err, sys.stderr)
+        return EXIT_CONFIG
+    except GatewayError as err:
+        _say(f"gateway: error: {err}", sys.stderr)
+        return EXIT_ERROR
+    except BaseExceptionGroup as group:
+        # A service failing inside the root TaskGroup arrives wrapped in a group.
+        expected, rest = group.split(GatewayError)
+        if expected is None or rest is not None:
+            raise
+        for leaf in _leaves(expected):
+            _say(f"gateway: error: {leaf}", sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        # Ctrl-C before the gateway installed its own handler (e.g. while loading): not an error.
+        return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gateway`` command.
+
+    Args:
+        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The process exit code.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(arguments)
+    if args.command == "demo":
+        return _dispatch(lambda _: _demo(arguments[arguments.index("demo") + 1 :]), args)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return _dispatch(handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""``gateway demo``: a simulated dinner service through a real gateway, in one command.
+
+It finds a broker (the configured one if it answers, else a Mosquitto it starts, else the
+embedded pure-Python broker), starts the gateway on a kitchen clock running ``--speed`` times
+faster than real time, a fleet of simulated tablets and one simulated screen per station, and
+shows what happens live: orders per minute, replies, tickets per station, order-to-screen
+latency, who is online and the last alerts. Ctrl-C or SIGTERM stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+from collections import deque
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from pydantic import ValidationError
+from rich.console import Console, Group
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.table import Table
+
+from gateway.app import Gateway
+from gateway.clock import ScaledClock
+from gateway.contract import Alert, DeviceState, DeviceStatus, Topics
+from gateway.errors import BrokerStartError
+from gateway.transport.broker import EmbeddedBroker, MosquittoProcess
+from gateway.transport.mqtt import MqttClient
+from gateway.transport.url import parse_broker_url
+from simulators.arrivals import DinnerCurve, DinnerService
+from simulators.cli import DEFAULT_CONFIG, load_for_site, protocol_of, run_with_signals, wait_stop
+from simulators.kds import KitchenScreens
+from simulators.stats import RateMeter
+from simulators.tablets import TabletFleet
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rich.console import RenderableType
+
+    from gateway.config import SiteConfig
+    from gateway.transport.mqtt import InboundMessage
+
+__all__ = ["main", "probe_broker"]
+
+log = logging.getLogger(__name__)
+
+_PROBE_TIMEOUT_S = 1.0
+_VIEW_INTERVAL_S = 0.5
+_SUMMARY_EVERY_S = 5.0
+
+
+# --- finding a broker ------------------------------------------------------------------------
+
+
+def _mqtt_string(value: str) -> bytes:
+    raw = value.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def connect_packet(
+    client_id: str, username: str | None = None, password: str | None = None
+) -> bytes:
+    """An MQTT 3.1.1 CONNECT packet (clean session, 10 s keepalive), for probing a broker."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _mqtt_string("MQTT") + bytes([4, flags]) + (10).to_bytes(2, "big")
+    body += _mqtt_string(client_id)
+    body += _mqtt_string(username) if username is not None else b""
+    body += _mqtt_string(password) if password is not None else b""
+    length, size = b"", len(body)
+    while True:  # MQTT's variable-length "remaining length"
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (0x80 if size else 0)])
+        if not size:
+            return b"\x10" + length + body
+
+
+async def probe_broker(
+    url: str, *, username: str | None = None, password: str | None = None,
+    timeout_s: float = _PROBE_TIMEOUT_S,
+) -> bool:
+    """Whether an MQTT broker at ``url`` accepts a connection (TCP, then CONNECT/CONNACK)."""
+    address = parse_broker_url(url)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(
+                address.host, address.port, ssl=True if address.tls else None
+            )
+            writer.write(connect_packet("gateway-demo-probe", username, password))
+            await writer.drain()
+            connack = await reader.readexactly(4)
+            writer.write(b"\xe0\x00")  # DISCONNECT
+            await writer.drain()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+    return connack[0] == 0x20 and connack[3] == 0
+
+
+async def _start_broker(cfg: SiteConfig, url: str | None, stack: AsyncExitStack) -> tuple[str, str]:
+    """Pick a broker; returns its URL and a sentence saying which one it is."""
+    wanted = url or cfg.mqtt.url
+    if await probe_broker(wanted, username=cfg.mqtt.username, password=cfg.mqtt.password()):
+        return wanted, f"the broker at {wanted}"
+    try:
+        mosquitto = stack.enter_context(MosquittoProcess())
+    except BrokerStartError as err:
+        log.info("no Mosquitto (%s); using the embedded broker", err)
+    else:
+        return mosquitto.url, f"Mosquitto started on {mosquitto.url} (nothing answered at {wanted})"
+    embedded = await stack.enter_async_context(EmbeddedBroker())
+    return embedded.url, f"embedded amqtt broker on {embedded.url}, MQTT 3.1.1 (no Mosquitto)"
+
+
+# --- watching presence and alerts -------------------------------------------------------------
+
+
+class Monitor:
+    """Subscribes to presence and alerts, as a manager's screen would."""
+
+    def __init__(self, site: str, url: str) -> None:
+        """Prepare the monitor's client for ``site`` on the broker at ``url``."""
+        self._topics = Topics(site)
+        self._client = MqttClient(url, f"demo-monitor-{site}", clean_start=True,
+                                  protocol=protocol_of(url))
+        self.online: dict[str, tuple[str, DeviceState]] = {}
+        self.alerts: deque[Alert] = deque(maxlen=5)
+        self.alert_count = 0
+
+    async def __aenter__(self) -> Self:
+        """Connect and subscribe."""
+        await self._client.__aenter__()
+        self._client.set_handler(self._on)
+        self._client.subscribe(self._topics.device_status("+"))
+        self._client.subscribe(self._topics.alerts)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Disconnect."""
+        await self._client.__aexit__(et, e, tb)
+
+    def _on(self, msg: InboundMessage) -> None:
+        try:
+            if msg.topic == self._topics.alerts:
+                self.alerts.append(Alert.model_validate_json(msg.payload))
+                self.alert_count += 1
+            else:
+                status = DeviceStatus.model_validate_json(msg.payload)
+                self.online[status.device] = (status.role, status.state)
+        except ValidationError:
+            log.debug("monitor ignored a malformed message on %s", msg.topic)
+        finally:
+            self._client.ack(msg)
+
+
+# --- the view --------------------------------------------------------------------------------
+
+
+class Demo:
+    """Everything the demo runs, and how it is shown."""
+
+    def __init__(self, cfg: SiteConfig, broker: str, *, gateway: Gateway, fleet: TabletFleet,
+                 screens: KitchenScreens, monitor: Monitor, speed: float) -> None:
+        """Keep the parts to report on."""
+        self.cfg, self.broker, self.gateway = cfg, broker, gateway
+        self.fleet, self.screens, self.monitor, self.speed = fleet, screens, monitor, speed
+        self.started = time.monotonic()
+        self._rate = RateMeter(window_s=60.0, started_at=self.started)
+        self._orders_seen = 0
+
+    def tick(self) -> None:
+        """Feed the order-rate meter (called every view interval)."""
+        now, total = time.monotonic(), self.fleet.result.counters.orders
+        self._rate.mark(now, total - self._orders_seen)
+        self._orders_seen = total
+
+    def _latency(self) -> str:
+        p50, p99 = (self.screens.latency.percentile(q) for q in (50, 99))
+        if p50 is None or p99 is None:
+            return "-"
+        return f"p50 {p50 * 1000:.1f} ms / p99 {p99 * 1000:.1f} ms"
+
+    def _online(self) -> tuple[int, int]:
+        states = self.monitor.online.values()
+        return sum(s is DeviceState.ONLINE for _, s in states), len(states)
+
+    def summary_line(self) -> str:
+        """One line for logs and CI (``--no-ui``)."""
+        c = self.fleet.result.counters
+        shown = sum(s.shown for s in self.screens.counters.values())
+        bumped = sum(s.bumps for s in self.screens.counters.values())
+        up, known = self._online()
+        rejected = c.rejected + c.replies_without_id
+        return (
+            f"[{time.monotonic() - self.started:5.0f} s] orders {c.orders} "
+            f"({self._rate.per_minute(time.monotonic()):.0f}/min), accepted {c.accepted}, "
+            f"rejected {rejected}, unanswered {len(self.fleet.result.unanswered())}, "
+            f"retries {c.retries}; tickets shown {shown}, bumped {bumped}; "
+            f"latency {self._latency()}; online {up}/{known}; alerts {self.monitor.alert_count}"
+        )
+
+    def render(self) -> RenderableType:
+        """The live view."""
+        c = self.fleet.result.counters
+        rejected = c.rejected + c.replies_without_id
+        g = self.gateway.stats
+        head = Table.grid(padding=(0, 2))
+        head.add_row("broker", self.broker)
+        kitchen = self.cfg.site.name
+        head.add_row("kitchen", f"{kitchen} - kitchen clock x{self.speed:g}, "
+                                f"{time.monotonic() - self.started:.0f} s real")
+        head.add_row("orders", f"{c.orders} sent, {self._rate.per_minute(time.monotonic()):.0f}"
+                               f"/min; accepted {c.accepted}, rejected {rejected} "
+                               f"({sum(c.malformed.values())} malformed on purpose); "
+                               f"retries {c.retries}, duplicates {c.resends}")
+        head.add_row("gateway", f"tickets sent {g.tickets_sent}, resent {g.tickets_resent}, "
+                                f"redirects {g.redirects}, duplicate orders {g.orders_duplicate}")
+        head.add_row("latency", f"order to screen {self._latency()}")
+        stations = Table("station", "open", "shown", "updated", "bumped", "dupes hidden",
+                         title="Screens")
+        for station, sc in self.screens.counters.items():
+            stations.add_row(station, str(self.screens.open_count(station)), str(sc.shown),
+                             str(sc.updates), str(sc.bumps), str(sc.duplicates_suppressed))
+        up, known = self._online()
+        online = Table("role", "online", "offline", title=f"Online {up}/{known}")
+        for role in sorted({r for r, _ in self.monitor.online.values()}):
+            mine = {d: s for d, (r, s) in self.monitor.online.items() if r == role}
+            down = sorted(d for d, s in mine.items() if s is not DeviceState.ONLINE)
+            online.add_row(role, f"{len(mine) - len(down)}/{len(mine)}", ", ".join(down) or "-")
+        alerts = Table("level", "alert", title=f"Alerts ({self.monitor.alert_count})")
+        for alert in reversed(self.monitor.alerts):
+            alerts.add_row(alert.level.value, alert.message)
+        return Group(head, stations, online, alerts)
+
+
+async def _show(demo: Demo, ui: bool, console: Console) -> None:
+    """Refresh the view (or print a summary line) until cancelled."""
+    if not ui:
+        while True:
+            await asyncio.sleep(_SUMMARY_EVERY_S)
+            demo.tick()
+            print(demo.summary_line(), flush=True)  # noqa: T201 -- the demo's output
+    # auto_refresh=False: Live would otherwise refresh from a thread of its own.
+    with Live(demo.render(), console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            await asyncio.sleep(_VIEW_INTERVAL_S)
+            demo.tick()
+            live.update(demo.render(), refresh=True)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="site file")
+    p.add_argument("--mqtt-url", default=None, help="broker URL (default: the site file's)")
+    p.add_argument("--speed", type=float, default=20.0, help="kitchen time / real time")
+    p.add_argument("--rate", type=float, default=60.0, help="orders per minute at the peak")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: Ctrl-C)")
+    p.add_argument("--state-dir", type=Path, default=None, help="default: a temporary dir")
+    p.add_argument("--tablets", type=int, default=8, help="simulated tablets")
+    p.add_argument("--seed", type=int, default=None, help="for a reproducible service")
+    p.add_argument("--no-ui", action="store_true", help="print a summary every few seconds")
+    return p
+
+
+async def _run(args: argparse.Namespace, cfg: SiteConfig, stop: asyncio.Event,
+               console: Console) -> int:
+    async with AsyncExitStack() as stack:
+        url, broker = await _start_broker(cfg, args.mqtt_url, stack)
+        state_dir = args.state_dir
+        if state_dir is None:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-demo-")))
+        cfg = cfg.with_overrides(mqtt_url=url, state_dir=state_dir)
+        protocol = protocol_of(url)
+        clock = ScaledClock(args.speed)
+        gateway = await stack.enter_async_context(Gateway(cfg, clock=clock))
+        monitor = await stack.enter_async_context(Monitor(cfg.site.id, url))
+        curve = DinnerCurve(peak_per_min=args.rate)
+        fleet = TabletFleet(
+            cfg, url, tablets=args.tablets, seed=args.seed, clock=clock, speed=args.speed,
+            # Start half an hour before the rush so the curve shows within minutes.
+            schedule=DinnerService(curve, speed=args.speed, start_at_s=curve.peak_at_s - 1800),
+            resend_fraction=0.02, malformed_fraction=0.03, void_fraction=0.05,
+            response_topic_fraction=0.1, protocol=protocol, client_prefix="demo",
+        )
+        screens = KitchenScreens(cfg, url, speed=args.speed, clock=clock, protocol=protocol,
+                                 client_prefix="demo", placed_mono=fleet.placed_mono)
+        await stack.enter_async_context(screens)
+        await stack.enter_async_context(fleet)
+        demo = Demo(cfg, broker, gateway=gateway, fleet=fleet, screens=screens, monitor=monitor,
+                    speed=args.speed)
+        if args.no_ui:
+            print(f"demo: {broker}; gateway ready", flush=True)  # noqa: T201
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(fleet.run(), name="demo-orders"),
+                tg.create_task(_show(demo, not args.no_ui, console), name="demo-view"),
+            ]
+            await wait_stop(stop, args.duration)
+            for task in tasks:
+                task.cancel()
+        demo.tick()
+        final = demo.summary_line()
+    print(f"demo stopped: {final}", flush=True)  # noqa: T201
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the demo; returns the exit code (0 after Ctrl-C, SIGTERM or ``--duration``)."""
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False)
+    handler: logging.Handler = (
+        logging.StreamHandler() if args.no_ui else RichHandler(console=console, show_path=False)
+    )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    cfg = load_for_site(args.config)
+    return run_with_signals(lambda stop: _run(args, cfg, stop, console))

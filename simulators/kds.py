@@ -1,0 +1,335 @@
+"""Simulated kitchen display screens: one per station (device ``kds-{station}``).
+
+Each screen shows a ticket version at most once, acks every version it holds (again for a
+duplicate: our earlier ack may have been lost), replaces a ticket on a higher version, ignores a
+lower one, bumps when the cook is done (prep time scaled by ``speed``) and heartbeats every
+``heartbeat_s``. ``silence(station)`` makes one screen go quiet (no heartbeats, no acks, no bumps)
+so the gateway's redirect to the backup screen can be tested. A malformed ticket is counted,
+never fatal. Run alone with ``python -m simulators.kds --help``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import itertools
+import time
+from collections import OrderedDict, deque
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Self
+
+from pydantic import ValidationError
+
+from gateway.config import StationKind
+from gateway.contract import Heartbeat, KdsAction, KdsEvent, Ticket, TicketStatus, Topics
+from simulators.device import ClientOptions, device_client, say_offline, subscribed
+from simulators.records import ScreenCounters, ShownTicket
+from simulators.screen_state import PrepTimes, StationBoard, Verdict
+from simulators.stats import LatencyWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, MutableSequence
+    from types import TracebackType
+    from uuid import UUID
+
+    from gateway.clock import Clock
+    from gateway.config import SiteConfig
+    from gateway.transport.mqtt import InboundMessage, MqttClient
+
+__all__ = ["KitchenScreens"]
+
+# (due monotonic, tie-break, station, ticket id, version, action, line id)
+_Timer = tuple[float, int, str, "UUID", int, KdsAction, str | None]
+_SEEN_ORDERS = 10_000  # orders remembered for "first ticket of this order" latency
+
+
+class KitchenScreens:
+    """Screens for the stations of a site, each its own MQTT client with presence and a will.
+
+    Example::
+
+        async with KitchenScreens(cfg, broker.url, speed=60, record_all=True) as screens:
+            ...
+            screens.silence("grill")
+        shown = screens.records["fry"]
+
+    Args:
+        cfg: the site (stations, prep times).
+        url: broker URL.
+        stations: the stations to simulate (default: all of the site's).
+        speed: kitchen seconds per real second; prep times are divided by it.
+        heartbeat_s: real seconds between heartbeats.
+        bump: bump prep tickets when cooked (and expo tickets once ready).
+        item_done: also report ``item_done`` for each line as it is cooked.
+        expo_bump_after_s: kitchen seconds the expo takes to send out a ready table.
+        clock: kitchen clock for heartbeat and presence times.
+        protocol: 5, or 4 for MQTT 3.1.1 brokers.
+        username: broker user name.
+        password: broker password.
+        client_prefix: client ids are ``{client_prefix}-{site}-kds-{station}``.
+        record_all: keep every shown ticket (tests); otherwise the last ``max_records`` each.
+        max_records: bound on kept shown tickets and on remembered closed tickets per screen.
+        placed_mono: looks up an order's first-send ``time.monotonic()`` (the tablets'
+            ``placed_mono``) to measure order-to-screen latency into ``latency``.
+    """
+
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        url: str,
+        *,
+        stations: Iterable[str] | None = None,
+        speed: float = 1.0,
+        heartbeat_s: float = 5.0,
+        bump: bool = True,
+        item_done: bool = False,
+        expo_bump_after_s: float = 60.0,
+        clock: Clock | None = None,
+        protocol: Literal[4, 5] = 5,
+        username: str | None = None,
+        password: str | None = None,
+        client_prefix: str = "sim",
+        record_all: bool = False,
+        max_records: int = 800,
+        placed_mono: Callable[[UUID], float | None] | None = None,
+    ) -> None:
+        """Prepare the screens; nothing connects until ``async with``."""
+        if speed <= 0 or heartbeat_s <= 0:
+            raise ValueError("speed and heartbeat_s must be positive")
+        known = {s.id: s.kind for s in cfg.stations}
+        self.stations = list(stations) if stations is not None else list(known)
+        unknown = set(self.stations) - set(known)
+        if unknown:
+            raise ValueError(f"unknown station(s): {sorted(unknown)}")
+        self._url, self._topics, self._clock = url, Topics(cfg.site.id), clock
+        self._kind = known
+        self._prep = PrepTimes.from_site(cfg)
+        self._speed, self._heartbeat_s = speed, heartbeat_s
+        self._bump, self._item_done, self._expo_after = bump, item_done, expo_bump_after_s
+        self._client_opts = ClientOptions(client_prefix, protocol, username, password)
+        self._placed_mono = placed_mono
+        self.clients: dict[str, MqttClient] = {}
+        self.boards = {s: StationBoard(max_closed=max_records) for s in self.stations}
+        self.counters = {s: ScreenCounters() for s in self.stations}
+        self.records: dict[str, MutableSequence[ShownTicket]] = {
+            s: [] if record_all else deque(maxlen=max_records) for s in self.stations
+        }
+        self.latency = LatencyWindow()
+        self._seen_orders: OrderedDict[UUID, None] = OrderedDict()
+        self._silent: set[str] = set()
+        self._echo = {s: asyncio.Event() for s in self.stations}
+        self._heap: list[_Timer] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stack = AsyncExitStack()
+
+    @staticmethod
+    def device(station: str) -> str:
+        """The device id of a station's screen."""
+        return f"kds-{station}"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Connect every screen, subscribe to its tickets, start heartbeats and the cooks."""
+        async with AsyncExitStack() as stack:
+            for station in self.stations:
+                client = device_client(self._url, self._topics, self.device(station), "kds",
+                                       opts=self._client_opts, clock=self._clock)
+                await stack.enter_async_context(client)
+                self.clients[station] = client
+                client.set_handler(functools.partial(self._on_message, station))
+                client.subscribe(self._topics.kds(station, "tickets"), qos=1)
+            for station, client in self.clients.items():
+                status = self._topics.device_status(self.device(station))
+                await subscribed(client, status, self._echo[station])
+            tg = await stack.enter_async_context(asyncio.TaskGroup())
+            self._tasks = [
+                tg.create_task(self._heartbeats(), name="kds-heartbeats"),
+                tg.create_task(self._cooks(), name="kds-cooks"),
+            ]
+            stack.push_async_callback(self._goodbye)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop heartbeats and cooks, say ``offline`` and disconnect every screen."""
+        for task in self._tasks:
+            task.cancel()
+        await self._stack.__aexit__(et, e, tb)
+
+    async def _goodbye(self) -> None:
+        for station, client in self.clients.items():
+            await say_offline(client, self._topics, self.device(station), "kds", self._clock)
+
+    # --- public API --------------------------------------------------------------------------
+
+    def silence(self, station: str) -> None:
+        """Make a screen go quiet: no heartbeats, no acks, no bumps (tickets are ignored)."""
+        self._silent.add(station)
+
+    def resume(self, station: str) -> None:
+        """Bring a silenced screen back."""
+        self._silent.discard(station)
+
+    def stop_all(self) -> None:
+        """Silence every screen (a kitchen-wide power cut, as the gateway sees it)."""
+        self._silent.update(self.stations)
+
+    def is_silent(self, station: str) -> bool:
+        """Whether a screen is silenced."""
+        return station in self._silent
+
+    def open_count(self, station: str) -> int:
+        """Tickets shown on a screen and not yet bumped or voided."""
+        return len(self.boards[station].open)
+
+    # --- inbound tickets ---------------------------------------------------------------------
+
+    def _on_message(self, station: str, msg: InboundMessage) -> None:
+        try:
+            if msg.topic.endswith("/status"):  # our own presence: proves we are subscribed
+                self._echo[station].set()
+                return
+            self._on_ticket(station, msg)
+        finally:
+            self.clients[station].ack(msg)  # the MQTT ack; the screen's own ack is a KdsEvent
+
+    def _on_ticket(self, station: str, msg: InboundMessage) -> None:
+        counters = self.counters[station]
+        counters.received += 1
+        if station in self._silent:
+            counters.ignored_while_silent += 1
+            return
+        try:
+            ticket = Ticket.model_validate_json(msg.payload)
+        except ValidationError:
+            counters.malformed += 1
+            return
+        verdict = self.boards[station].offer(ticket)
+        if verdict is Verdict.STALE:
+            counters.stale_ignored += 1
+            return
+        if verdict is Verdict.DUPLICATE:
+            counters.duplicates_suppressed += 1
+            self._event(station, ticket.ticket_id, ticket.version, KdsAction.ACK)
+            return
+        if verdict is Verdict.NEW:
+            counters.shown += 1
+            counters.redirected_in += ticket.redirected_from is not None
+        else:
+            counters.updates += 1
+        self.records[station].append(
+            ShownTicket(station, ticket, msg.received_at, datetime.now(UTC),
+                        replaced=verdict is Verdict.UPDATE)
+        )
+        self._measure(ticket, msg.received_at)
+        self._event(station, ticket.ticket_id, ticket.version, KdsAction.ACK)
+        self._plan(station, ticket, msg.received_at)
+
+    def _measure(self, ticket: Ticket, received: float) -> None:
+        if self._placed_mono is None or ticket.order_id in self._seen_orders:
+            return
+        self._seen_orders[ticket.order_id] = None
+        if len(self._seen_orders) > _SEEN_ORDERS:
+            self._seen_orders.popitem(last=False)
+        placed = self._placed_mono(ticket.order_id)
+        if placed is not None:
+            self.latency.add(received - placed)
+
+    def _plan(self, station: str, ticket: Ticket, received: float) -> None:
+        """Schedule the cook's work on a newly shown version (older plans lapse by version)."""
+        if not self._bump:
+            return
+        if self._kind[station] is StationKind.EXPO:
+            if ticket.status is TicketStatus.READY:
+                self._at(received + self._expo_after / self._speed, station, ticket, KdsAction.BUMP)
+            return
+        if ticket.status is TicketStatus.READY:
+            self.boards[station].close(ticket.ticket_id)  # the gateway says it is done already
+            return
+        if ticket.status is not TicketStatus.FIRED:
+            return  # held: nothing to cook yet
+        done = self._prep.line_done_after(ticket)
+        if self._item_done:
+            for line_id, after in done.items():
+                self._at(received + after / self._speed, station, ticket, KdsAction.ITEM_DONE,
+                         line_id)
+        last = max(done.values(), default=0.0)
+        self._at(received + last / self._speed, station, ticket, KdsAction.BUMP)
+
+    def _at(self, due: float, station: str, ticket: Ticket, action: KdsAction,
+            line_id: str | None = None) -> None:
+        entry = (due, next(self._seq), station, ticket.ticket_id, ticket.version, action, line_id)
+        heapq.heappush(self._heap, entry)
+        self._wake.set()
+
+    # --- outbound ----------------------------------------------------------------------------
+
+    def _event(self, station: str, ticket_id: UUID, version: int, action: KdsAction,
+               line_id: str | None = None) -> None:
+        event = KdsEvent(ticket_id=ticket_id, version=version, action=action, line_id=line_id,
+                         device=self.device(station))
+        counters = self.counters[station]
+        topic = self._topics.kds(station, "events")
+        if not self.clients[station].publish(topic, event.model_dump_json().encode(), qos=1):
+            counters.publish_refused += 1  # the gateway resends the ticket; we ack it then
+            return
+        if action is KdsAction.ACK:
+            counters.acks += 1
+        elif action is KdsAction.BUMP:
+            counters.bumps += 1
+        elif action is KdsAction.ITEM_DONE:
+            counters.items_done += 1
+
+    async def _cooks(self) -> None:
+        """Run due bumps and item-done reports; one task, one heap, no polling."""
+        while True:
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                self._do(heapq.heappop(self._heap))
+            self._wake.clear()
+            delay = max(self._heap[0][0] - time.monotonic(), 0.002) if self._heap else None
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _do(self, entry: _Timer) -> None:
+        _, _, station, ticket_id, version, action, line_id = entry
+        shown = self.boards[station].open.get(ticket_id)
+        if shown is None or shown.version != version:
+            return  # bumped, voided or replaced since: the newer version has its own plan
+        if station in self._silent:
+            # A dead screen does nothing; try again once it may be back.
+            heapq.heappush(self._heap, (time.monotonic() + self._heartbeat_s, *entry[1:]))
+            return
+        self._event(station, ticket_id, version, action, line_id)
+        if action is KdsAction.BUMP:
+            self.boards[station].close(ticket_id)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            for station in self.stations:
+                if station in self._silent:
+                    continue
+                now = self._clock.now() if self._clock is not None else datetime.now(UTC)
+                beat = Heartbeat(device=self.device(station), sent_at=now)
+                topic = self._topics.kds(station, "heartbeat")
+                if self.clients[station].publish(topic, beat.model_dump_json().encode(), qos=0):
+                    self.counters[station].heartbeats += 1
+            await asyncio.sleep(self._heartbeat_s)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from simulators.cli import kds_main
+
+    sys.exit(kds_main(sys.argv[1:]))

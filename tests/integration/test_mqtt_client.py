@@ -1,0 +1,374 @@
+"""MqttClient against a real Mosquitto on loopback: delivery, acks, reconnects, will, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import uvloop
+
+from gateway.errors import BrokerUnavailable
+from gateway.transport.broker import MosquittoProcess, free_port
+from gateway.transport.mqtt import InboundMessage, MqttClient, Will
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+pytestmark = pytest.mark.integration
+
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.5, "connect_timeout_s": 5.0}
+
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+    assert pred(), what
+
+
+class Inbox:
+    """Collects messages; optionally acks each one as it arrives."""
+
+    def __init__(self, client: MqttClient, *, ack: bool = True) -> None:
+        self.messages: list[InboundMessage] = []
+        self._client = client
+        self._ack = ack
+        client.set_handler(self)
+
+    def __call__(self, msg: InboundMessage) -> None:
+        self.messages.append(msg)
+        if self._ack:
+            self._client.ack(msg)
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [m.payload for m in self.messages]
+
+
+def kill_socket(client: MqttClient) -> None:
+    """Drop the client's TCP connection under it, as a pulled cable or crash would."""
+    sock = client._paho.socket()
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_round_trip_and_entering_means_ready(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "sub") as sub, MqttClient(broker.url, "pub") as pub:
+            assert sub.connected
+            assert pub.connected
+            inbox = Inbox(sub)
+            sub.subscribe("orders/+/new", qos=1)
+            await asyncio.sleep(0.1)  # SUBACK
+            before = time.monotonic()
+            assert pub.publish("orders/t1/new", b'{"id": 1}')
+            assert pub.publish("orders/t1/new", b"q0", qos=0)
+            await wait_until(lambda: len(inbox.messages) == 2)
+            first = inbox.messages[0]
+            assert (first.topic, first.payload, first.qos, first.retain) == (
+                "orders/t1/new", b'{"id": 1}', 1, False,
+            )  # fmt: skip
+            assert first.received_at >= before
+            assert first.response_topic is None
+            assert first.correlation_data is None
+            assert inbox.messages[1].qos == 0
+            await wait_until(lambda: pub.stats.pending_publishes == 0)
+            assert pub.stats.published == 2
+            assert sub.stats.received == 2
+
+    run(main())
+
+
+def test_body_exception_propagates_unwrapped(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "c"):
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        run(main())
+
+
+def test_tcp_nodelay_is_set(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "nodelay") as client:
+            sock = client._paho.socket()
+            assert sock is not None
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+    run(main())
+
+
+def test_response_topic_and_correlation_data_arrive(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "rr-sub") as sub, MqttClient(broker.url, "rr-pub") as pub:
+            inbox = Inbox(sub)
+            sub.subscribe("req")
+            await asyncio.sleep(0.1)
+            pub.publish("req", b"x", response_topic="reply/tablet-7", correlation_data=b"\x00\x01")
+            await wait_until(lambda: len(inbox.messages) == 1)
+            assert inbox.messages[0].response_topic == "reply/tablet-7"
+            assert inbox.messages[0].correlation_data == b"\x00\x01"
+
+    run(main())
+
+
+# ---- manual acknowledgement ------------------------------------------------------------------
+
+_CRASHING_CONSUMER = """
+import asyncio, sys
+from gateway.transport.mqtt import MqttClient
+
+async def main(url):
+    async with MqttClient(url, "kitchen-1") as client:
+        def handle(msg):
+            if msg.payload == b"ack-me":
+                client.ack(msg)
+            print(msg.payload.decode(), flush=True)
+        client.set_handler(handle)
+        client.subscribe("orders/#")
+        await asyncio.sleep(0.2)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class Lines:
+    """Reads a child's stdout line by line with a timeout (select, then os.read: no buffering
+    layer that could hide a line select cannot see)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self._fd = proc.stdout.fileno()
+        self._buf = b""
+
+    def next(self, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._fd, selectors.EVENT_READ)
+            while b"\n" not in self._buf:
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    pytest.fail(f"the child said nothing more (so far: {self._buf!r})")
+                chunk = os.read(self._fd, 4096)
+                if not chunk:
+                    pytest.fail(f"the child exited (so far: {self._buf!r})")
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode()
+
+
+def test_unacked_message_is_redelivered_after_consumer_kill_9(broker: MosquittoProcess) -> None:
+    argv = [sys.executable, "-c", _CRASHING_CONSUMER, broker.url]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE) as consumer:
+        try:
+            lines = Lines(consumer)
+            assert lines.next() == "ready"
+
+            async def publish() -> None:
+                async with MqttClient(broker.url, "pos") as pub:
+                    pub.publish("orders/1", b"keep-me")
+                    pub.publish("orders/2", b"ack-me")
+                    await wait_until(lambda: pub.stats.pending_publishes == 0)
+
+            run(publish())
+            assert {lines.next(), lines.next()} == {"keep-me", "ack-me"}
+            time.sleep(0.3)  # the PUBACK is written on the consumer's next loop iteration
+        finally:
+            consumer.kill()  # SIGKILL: no DISCONNECT, no cleanup
+
+    async def restart_consumer() -> list[bytes]:
+        async with MqttClient(broker.url, "kitchen-1") as client:
+            inbox = Inbox(client)
+            client.subscribe("orders/#")
+            await wait_until(lambda: len(inbox.messages) >= 1)
+            await asyncio.sleep(0.3)  # nothing else may follow
+            return inbox.payloads
+
+    assert run(restart_consumer()) == [b"keep-me"]
+
+
+def test_ack_from_a_lost_connection_is_a_no_op(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with (
+            MqttClient(broker.url, "kds-2", **FAST) as sub,
+            MqttClient(broker.url, "p") as pub,
+        ):
+            inbox = Inbox(sub, ack=False)
+            sub.subscribe("tickets/#")
+            await asyncio.sleep(0.1)
+            pub.publish("tickets/1", b"t1")
+            await wait_until(lambda: len(inbox.messages) == 1)
+            stale = inbox.messages[0]
+
+            kill_socket(sub)
+            await wait_until(lambda: len(inbox.messages) == 2, what="redelivered after reconnect")
+            assert sub.stats.reconnects == 1
+            sub.ack(stale)  # its packet id belongs to the dead connection: must not be sent
+
+            kill_socket(sub)
+            await wait_until(lambda: len(inbox.messages) == 3, what="still unacked, so again")
+            fresh = inbox.messages[2]
+            sub.ack(fresh)
+            sub.ack(fresh)  # twice is harmless
+            await asyncio.sleep(0.1)
+
+            kill_socket(sub)
+            await wait_until(lambda: sub.stats.reconnects == 3)
+            await asyncio.sleep(0.3)
+            assert inbox.payloads == [b"t1", b"t1", b"t1"]
+
+    run(main())
+
+
+# ---- reconnects ------------------------------------------------------------------------------
+
+
+def test_reconnects_with_backoff_after_broker_kill_9(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "gw", **FAST) as client:
+            changes: list[bool] = []
+            client.on_connection_change(changes.append)
+            inbox = Inbox(client)
+            client.subscribe("orders/#")
+            await asyncio.sleep(0.1)
+
+            attempts = 0
+            connect_once = client._connect_once
+
+            async def counting() -> None:
+                nonlocal attempts
+                attempts += 1
+                await connect_once()
+
+            client._connect_once = counting  # type: ignore[method-assign]
+            broker.kill()
+            await wait_until(lambda: not client.connected)
+            await asyncio.sleep(1.5)
+            # Delays 0.05, 0.1, 0.2, 0.4, 0.5... (each jittered down by up to half).
+            assert 3 <= attempts <= 12, attempts
+            await asyncio.to_thread(broker.restart)
+            await wait_until(lambda: client.connected, what="reconnected by itself")
+            assert changes == [False, True]
+            assert client.stats.reconnects == 1
+
+            # kill -9 lost the broker's copy of our subscription; the client re-sent it.
+            async with MqttClient(broker.url, "pos") as pub:
+                pub.publish("orders/9", b"after restart")
+                await wait_until(lambda: inbox.payloads == [b"after restart"])
+
+    run(main())
+
+
+def test_publish_limit_while_broker_is_down(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with (
+            MqttClient(broker.url, "kds-sub", **FAST) as sub,
+            MqttClient(broker.url, "gw-pub", max_pending_publishes=5, **FAST) as pub,
+        ):
+            inbox = Inbox(sub)
+            sub.subscribe("tickets/#")
+            await asyncio.sleep(0.1)
+            await asyncio.to_thread(broker.stop)  # clean: the sub's session is persisted
+            await wait_until(lambda: not pub.connected and not sub.connected)
+
+            assert not pub.publish("tickets/x", b"q0", qos=0)  # QoS 0 has nowhere to wait
+            assert [pub.publish("tickets/x", b"%d" % i) for i in range(6)] == [True] * 5 + [False]
+            assert pub.stats.publish_dropped == 2
+            assert pub.stats.pending_publishes == 5
+            room = asyncio.ensure_future(pub.wait_publish_room())
+            await asyncio.sleep(0.1)
+            assert not room.done()
+
+            await asyncio.to_thread(broker.restart)
+            await asyncio.wait_for(room, 5)
+            await wait_until(lambda: pub.stats.pending_publishes == 0)
+            await wait_until(lambda: len(inbox.messages) == 5)
+            assert sorted(inbox.payloads) == [b"0", b"1", b"2", b"3", b"4"]
+
+    run(main())
+
+
+# ---- last will -------------------------------------------------------------------------------
+
+
+def test_will_is_published_when_the_socket_dies(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        will = Will("gw/dev-1/status", b"offline")
+        async with MqttClient(broker.url, "dev-1", will=will, **FAST) as dev:
+            dev.publish("gw/dev-1/status", b"online", retain=True)
+            await wait_until(lambda: dev.stats.pending_publishes == 0)
+            kill_socket(dev)
+            await wait_until(lambda: dev.stats.reconnects == 1)
+
+        async with MqttClient(broker.url, "late-observer", clean_start=True) as observer:
+            inbox = Inbox(observer)
+            observer.subscribe("gw/+/status")
+            await wait_until(lambda: len(inbox.messages) == 1)
+            assert inbox.messages[0].payload == b"offline"
+            assert inbox.messages[0].retain
+
+    run(main())
+
+
+def test_clean_exit_sends_no_will(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "dev-2", will=Will("gw/dev-2/status", b"offline")):
+            pass
+        async with MqttClient(broker.url, "observer", clean_start=True) as observer:
+            inbox = Inbox(observer)
+            observer.subscribe("gw/dev-2/status")
+            await asyncio.sleep(0.5)
+            assert inbox.messages == []
+
+    run(main())
+
+
+# ---- first connect ---------------------------------------------------------------------------
+
+
+def test_nothing_listening_raises_broker_unavailable() -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+
+    async def main() -> None:
+        async with MqttClient(url, "lonely", connect_timeout_s=0.5):
+            pytest.fail("connected to nothing")
+
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as err:
+        run(main())
+    assert time.monotonic() - started < 2.0
+    assert err.value.url == url
+    assert "0.5 s" in err.value.reason
+    assert "refused" in err.value.reason.lower() or "failed" in err.value.reason.lower()
+
+
+def test_cancelled_while_waiting_for_connack_releases_everything() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts TCP, never answers MQTT
+        port = mute.getsockname()[1]
+
+        async def main() -> MqttClient:
+            client = MqttClient(f"mqtt://127.0.0.1:{port}", "patient")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await client.__aenter__()
+            return client
+
+        client = run(main())
+        assert client._paho.socket() is None
+        assert not client.connected
