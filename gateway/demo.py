@@ -262,13 +262,17 @@ async def _show(demo: Demo, ui: bool, console: Console) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="gateway demo",
+        description="A simulated dinner service through a real gateway, shown live.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="site file")
-    p.add_argument("--mqtt-url", default=None, help="broker URL (default: the site file's)")
+    p.add_argument("--mqtt-url", default=None, help="(None: the site file's)")
     p.add_argument("--speed", type=float, default=20.0, help="kitchen time / real time")
     p.add_argument("--rate", type=float, default=60.0, help="orders per minute at the peak")
-    p.add_argument("--duration", type=float, default=None, help="seconds (default: Ctrl-C)")
-    p.add_argument("--state-dir", type=Path, default=None, help="default: a temporary dir")
+    p.add_argument("--duration", type=float, default=None, help="seconds (None: until Ctrl-C)")
+    p.add_argument("--state-dir", type=Path, default=None, help="(None: a temporary dir)")
     p.add_argument("--tablets", type=int, default=8, help="simulated tablets")
     p.add_argument("--seed", type=int, default=None, help="for a reproducible service")
     p.add_argument("--no-ui", action="store_true", help="print a summary every few seconds")

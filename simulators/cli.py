@@ -81,13 +81,14 @@ async def wait_stop(stop: asyncio.Event, duration_s: float | None) -> None:
         pass
 
 
-def _common(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--url", default=None, help="broker URL (default: the site file's mqtt.url)")
-    p.add_argument("--site", default=None, help="site id (default: the site file's)")
+def _common(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--url", default=None, help="(None: the site file's)")
+    p.add_argument("--site", default=None, help="(None: the site file's)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="site file")
     p.add_argument("--speed", type=float, default=1.0, help="kitchen seconds per real second")
-    p.add_argument("--duration", type=float, default=None, help="real seconds (default: Ctrl-C)")
+    p.add_argument("--duration", type=float, default=None, help="(None: until Ctrl-C)")
     p.add_argument("--prefix", default="sim", help="MQTT client id prefix")
     return p
 
@@ -102,7 +103,7 @@ def _tablet_schedule(args: argparse.Namespace) -> Schedule:
 
 def tablets_main(argv: list[str]) -> int:
     """``python -m simulators.tablets``: send orders until done, Ctrl-C or ``--duration``."""
-    p = _common("Simulated order tablets.")
+    p = _common("python -m simulators.tablets", "Simulated order tablets.")
     p.add_argument("--tablets", type=int, default=4)
     p.add_argument("--rate", type=float, default=60.0, help="orders per real minute at the peak")
     p.add_argument("--start-at", type=float, default=5400.0, help="kitchen s into the night")
@@ -158,8 +159,8 @@ def tablets_main(argv: list[str]) -> int:
 
 def kds_main(argv: list[str]) -> int:
     """``python -m simulators.kds``: run the screens until Ctrl-C or ``--duration``."""
-    p = _common("Simulated kitchen display screens.")
-    p.add_argument("--stations", nargs="*", default=None, help="default: every station")
+    p = _common("python -m simulators.kds", "Simulated kitchen display screens.")
+    p.add_argument("--stations", nargs="*", default=None, help="(None: all)")
     p.add_argument("--heartbeat", type=float, default=5.0, help="real seconds between beats")
     p.add_argument("--item-done", action="store_true", help="report item_done per line")
     p.add_argument("--no-bump", action="store_true", help="ack but never bump")

@@ -170,12 +170,17 @@ class TabletResult:
         replies: the final reply per order id.
         commands: commands by id.
         counters: totals over the whole run.
+        sending_started: ``time.monotonic()`` when the first order was due (after a burst's
+            orders were built), for benchmarks.
+        sending_done: ``time.monotonic()`` when the last order of the schedule was published.
     """
 
     orders: OrderedDict[UUID, SentOrder] = field(default_factory=OrderedDict)
     replies: dict[UUID, ReplyRecord] = field(default_factory=dict)
     commands: dict[UUID, CommandRecord] = field(default_factory=dict)
     counters: TabletCounters = field(default_factory=TabletCounters)
+    sending_started: float | None = None
+    sending_done: float | None = None
 
     def note_reply(
         self, reply: OrderReply, topic: str, correlation_data: bytes | None, received_at: float

@@ -23,17 +23,13 @@ from pydantic import ValidationError
 
 from gateway.clock import SystemClock
 from gateway.contract import CommandReply, OrderReply, ReplyStatus, Topics
-from simulators.arrivals import arrival_times
-from simulators.device import (
-    ClientOptions,
-    device_client,
-    say_offline,
-    subscribed,
-)
+from simulators.arrivals import Burst, arrival_times
+from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.orders import MALFORMED_KINDS, OrderFactory
 from simulators.records import CommandRecord, EvenFraction, SentOrder, TabletResult
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
     from uuid import UUID
 
@@ -183,18 +179,25 @@ class TabletFleet:
 
     async def run(self) -> TabletResult:
         """Send every order of the schedule (forever for an endless one); returns the result."""
-        start = time.monotonic()
+        orders: Iterator[GeneratedOrder] = (self._next_order() for _ in itertools.count())
+        if isinstance(self._schedule, Burst):
+            # A burst measures the transport, not the order generator: build every order first.
+            orders = iter([self._next_order() for _ in range(self._schedule.count)])
+        start = self.result.sending_started = time.monotonic()
         for n, offset in enumerate(arrival_times(self._schedule, self._rng)):
             delay = start + offset - time.monotonic()
             if delay > 0.001:  # uvloop busy-waits on shorter sleeps (MEASURED.md)
                 await asyncio.sleep(delay)
             elif n % 64 == 0:
                 await asyncio.sleep(0)  # a burst must still let the loop read replies
-            kind = next(self._kinds) if self._malformed.take() else "valid"
-            await self._send_new(self._factory.make(kind), self.devices[n % len(self.devices)])
+            await self._send_new(next(orders), self.devices[n % len(self.devices)])
+        self.result.sending_done = time.monotonic()
         self._generated_all = True
         self._progress.set()
         return self.result
+
+    def _next_order(self) -> GeneratedOrder:
+        return self._factory.make(next(self._kinds) if self._malformed.take() else "valid")
 
     async def wait_settled(self, timeout_s: float) -> bool:
         """Wait until the schedule is done and every valid order and command has its reply.

@@ -358,7 +358,7 @@ def test_screen_bumps_after_scaled_prep_time(broker) -> None:
             raw.client.publish(TOPICS.kds("bar", "tickets"), encode(t))
             await raw.wait_for(lambda: any(e.action is KdsAction.BUMP for e in events(raw, "bar")))
             took = time.monotonic() - start
-        assert 1.0 < took < 3.0
+        assert 1.0 < took < 5.0
         assert [e.action for e in events(raw, "bar")] == [
             KdsAction.ACK, KdsAction.ITEM_DONE, KdsAction.BUMP]
         assert screens.open_count("bar") == 0
