@@ -81,7 +81,10 @@ def connect_packet(
 
 
 async def probe_broker(
-    url: str, *, username: str | None = None, password: str | None = None,
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
     timeout_s: float = _PROBE_TIMEOUT_S,
 ) -> bool:
     """Whether an MQTT broker at ``url`` accepts a connection (TCP, then CONNECT/CONNACK)."""
@@ -129,8 +132,9 @@ class Monitor:
     def __init__(self, site: str, url: str) -> None:
         """Prepare the monitor's client for ``site`` on the broker at ``url``."""
         self._topics = Topics(site)
-        self._client = MqttClient(url, f"demo-monitor-{site}", clean_start=True,
-                                  protocol=protocol_of(url))
+        self._client = MqttClient(
+            url, f"demo-monitor-{site}", clean_start=True, protocol=protocol_of(url)
+        )
         self.online: dict[str, tuple[str, DeviceState]] = {}
         self.alerts: deque[Alert] = deque(maxlen=5)
         self.alert_count = 0
@@ -169,8 +173,17 @@ class Monitor:
 class Demo:
     """Everything the demo runs, and how it is shown."""
 
-    def __init__(self, cfg: SiteConfig, broker: str, *, gateway: Gateway, fleet: TabletFleet,
-                 screens: KitchenScreens, monitor: Monitor, speed: float) -> None:
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        broker: str,
+        *,
+        gateway: Gateway,
+        fleet: TabletFleet,
+        screens: KitchenScreens,
+        monitor: Monitor,
+        speed: float,
+    ) -> None:
         """Keep the parts to report on."""
         self.cfg, self.broker, self.gateway = cfg, broker, gateway
         self.fleet, self.screens, self.monitor, self.speed = fleet, screens, monitor, speed
@@ -217,20 +230,36 @@ class Demo:
         head = Table.grid(padding=(0, 2))
         head.add_row("broker", self.broker)
         kitchen = self.cfg.site.name
-        head.add_row("kitchen", f"{kitchen} - kitchen clock x{self.speed:g}, "
-                                f"{time.monotonic() - self.started:.0f} s real")
-        head.add_row("orders", f"{c.orders} sent, {self._rate.per_minute(time.monotonic()):.0f}"
-                               f"/min; accepted {c.accepted}, rejected {rejected} "
-                               f"({sum(c.malformed.values())} malformed on purpose); "
-                               f"retries {c.retries}, duplicates {c.resends}")
-        head.add_row("gateway", f"tickets sent {g.tickets_sent}, resent {g.tickets_resent}, "
-                                f"redirects {g.redirects}, duplicate orders {g.orders_duplicate}")
+        head.add_row(
+            "kitchen",
+            f"{kitchen} - kitchen clock x{self.speed:g}, "
+            f"{time.monotonic() - self.started:.0f} s real",
+        )
+        head.add_row(
+            "orders",
+            f"{c.orders} sent, {self._rate.per_minute(time.monotonic()):.0f}"
+            f"/min; accepted {c.accepted}, rejected {rejected} "
+            f"({sum(c.malformed.values())} malformed on purpose); "
+            f"retries {c.retries}, duplicates {c.resends}",
+        )
+        head.add_row(
+            "gateway",
+            f"tickets sent {g.tickets_sent}, resent {g.tickets_resent}, "
+            f"redirects {g.redirects}, duplicate orders {g.orders_duplicate}",
+        )
         head.add_row("latency", f"order to screen {self._latency()}")
-        stations = Table("station", "open", "shown", "updated", "bumped", "dupes hidden",
-                         title="Screens")
+        stations = Table(
+            "station", "open", "shown", "updated", "bumped", "dupes hidden", title="Screens"
+        )
         for station, sc in self.screens.counters.items():
-            stations.add_row(station, str(self.screens.open_count(station)), str(sc.shown),
-                             str(sc.updates), str(sc.bumps), str(sc.duplicates_suppressed))
+            stations.add_row(
+                station,
+                str(self.screens.open_count(station)),
+                str(sc.shown),
+                str(sc.updates),
+                str(sc.bumps),
+                str(sc.duplicates_suppressed),
+            )
         up, known = self._online()
         online = Table("role", "online", "offline", title=f"Online {up}/{known}")
         for role in sorted({r for r, _ in self.monitor.online.values()}):
@@ -279,8 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run(args: argparse.Namespace, cfg: SiteConfig, stop: asyncio.Event,
-               console: Console) -> int:
+async def _run(
+    args: argparse.Namespace, cfg: SiteConfig, stop: asyncio.Event, console: Console
+) -> int:
     async with AsyncExitStack() as stack:
         url, broker = await _start_broker(cfg, args.mqtt_url, stack)
         state_dir = args.state_dir
@@ -293,18 +323,41 @@ async def _run(args: argparse.Namespace, cfg: SiteConfig, stop: asyncio.Event,
         monitor = await stack.enter_async_context(Monitor(cfg.site.id, url))
         curve = DinnerCurve(peak_per_min=args.rate)
         fleet = TabletFleet(
-            cfg, url, tablets=args.tablets, seed=args.seed, clock=clock, speed=args.speed,
+            cfg,
+            url,
+            tablets=args.tablets,
+            seed=args.seed,
+            clock=clock,
+            speed=args.speed,
             # Start half an hour before the rush so the curve shows within minutes.
             schedule=DinnerService(curve, speed=args.speed, start_at_s=curve.peak_at_s - 1800),
-            resend_fraction=0.02, malformed_fraction=0.03, void_fraction=0.05,
-            response_topic_fraction=0.1, protocol=protocol, client_prefix="demo",
+            resend_fraction=0.02,
+            malformed_fraction=0.03,
+            void_fraction=0.05,
+            response_topic_fraction=0.1,
+            protocol=protocol,
+            client_prefix="demo",
         )
-        screens = KitchenScreens(cfg, url, speed=args.speed, clock=clock, protocol=protocol,
-                                 client_prefix="demo", placed_mono=fleet.placed_mono)
+        screens = KitchenScreens(
+            cfg,
+            url,
+            speed=args.speed,
+            clock=clock,
+            protocol=protocol,
+            client_prefix="demo",
+            placed_mono=fleet.placed_mono,
+        )
         await stack.enter_async_context(screens)
         await stack.enter_async_context(fleet)
-        demo = Demo(cfg, broker, gateway=gateway, fleet=fleet, screens=screens, monitor=monitor,
-                    speed=args.speed)
+        demo = Demo(
+            cfg,
+            broker,
+            gateway=gateway,
+            fleet=fleet,
+            screens=screens,
+            monitor=monitor,
+            speed=args.speed,
+        )
         if args.no_ui:
             print(f"demo: {broker}; gateway ready", flush=True)  # noqa: T201
         async with asyncio.TaskGroup() as tg:

@@ -24,8 +24,14 @@ from simulators.tablets import TabletFleet
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["find_config", "kds_main", "load_for_site", "run_with_signals", "tablets_main",
-           "wait_stop"]
+__all__ = [
+    "find_config",
+    "kds_main",
+    "load_for_site",
+    "run_with_signals",
+    "tablets_main",
+    "wait_stop",
+]
 
 DEFAULT_CONFIG = Path("examples/demo-site.toml")
 
@@ -82,8 +88,9 @@ async def wait_stop(stop: asyncio.Event, duration_s: float | None) -> None:
 
 
 def _common(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--url", default=None, help="(None: the site file's)")
     p.add_argument("--site", default=None, help="(None: the site file's)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="site file")
@@ -126,14 +133,24 @@ def tablets_main(argv: list[str]) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         fleet = TabletFleet(
-            cfg, url, schedule=_tablet_schedule(args), tablets=args.tablets, seed=args.seed,
-            speed=args.speed, reply_timeout_s=args.reply_timeout,
-            resend_fraction=args.resend_fraction, malformed_fraction=args.malformed_fraction,
-            void_fraction=args.void_fraction, fire_courses=not args.no_fire,
-            response_topic_fraction=args.response_topic_fraction, protocol=protocol_of(url),
-            client_prefix=args.prefix, password=cfg.mqtt.password(),
+            cfg,
+            url,
+            schedule=_tablet_schedule(args),
+            tablets=args.tablets,
+            seed=args.seed,
+            speed=args.speed,
+            reply_timeout_s=args.reply_timeout,
+            resend_fraction=args.resend_fraction,
+            malformed_fraction=args.malformed_fraction,
+            void_fraction=args.void_fraction,
+            fire_courses=not args.no_fire,
+            response_topic_fraction=args.response_topic_fraction,
+            protocol=protocol_of(url),
+            client_prefix=args.prefix,
+            password=cfg.mqtt.password(),
             username=cfg.mqtt.username,
         )
+
         async def send_then_settle() -> None:
             await fleet.run()
             await fleet.wait_settled(4 * args.reply_timeout)
@@ -174,9 +191,16 @@ def kds_main(argv: list[str]) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         screens = KitchenScreens(
-            cfg, url, stations=args.stations, speed=args.speed, heartbeat_s=args.heartbeat,
-            bump=not args.no_bump, item_done=args.item_done, protocol=protocol_of(url),
-            client_prefix=args.prefix, password=cfg.mqtt.password(),
+            cfg,
+            url,
+            stations=args.stations,
+            speed=args.speed,
+            heartbeat_s=args.heartbeat,
+            bump=not args.no_bump,
+            item_done=args.item_done,
+            protocol=protocol_of(url),
+            client_prefix=args.prefix,
+            password=cfg.mqtt.password(),
             username=cfg.mqtt.username,
         )
         try:

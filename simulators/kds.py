@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
-import itertools
-import time
 from collections import OrderedDict, deque
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -28,6 +25,7 @@ from simulators.device import ClientOptions, device_client, say_offline, subscri
 from simulators.records import ScreenCounters, ShownTicket
 from simulators.screen_state import PrepTimes, StationBoard, Verdict
 from simulators.stats import LatencyWindow
+from simulators.timers import Timers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, MutableSequence
@@ -40,8 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["KitchenScreens"]
 
-# (due monotonic, tie-break, station, ticket id, version, action, line id)
-_Timer = tuple[float, int, str, "UUID", int, KdsAction, str | None]
+# (station, ticket id, version, action, line id)
+_Work = tuple[str, "UUID", int, KdsAction, str | None]
 _SEEN_ORDERS = 10_000  # orders remembered for "first ticket of this order" latency
 
 
@@ -120,9 +118,7 @@ class KitchenScreens:
         self._seen_orders: OrderedDict[UUID, None] = OrderedDict()
         self._silent: set[str] = set()
         self._echo = {s: asyncio.Event() for s in self.stations}
-        self._heap: list[_Timer] = []
-        self._seq = itertools.count()
-        self._wake = asyncio.Event()
+        self._cooks: Timers[_Work] = Timers()
         self._tasks: list[asyncio.Task[None]] = []
         self._stack = AsyncExitStack()
 
@@ -137,8 +133,14 @@ class KitchenScreens:
         """Connect every screen, subscribe to its tickets, start heartbeats and the cooks."""
         async with AsyncExitStack() as stack:
             for station in self.stations:
-                client = device_client(self._url, self._topics, self.device(station), "kds",
-                                       opts=self._client_opts, clock=self._clock)
+                client = device_client(
+                    self._url,
+                    self._topics,
+                    self.device(station),
+                    "kds",
+                    opts=self._client_opts,
+                    clock=self._clock,
+                )
                 await stack.enter_async_context(client)
                 self.clients[station] = client
                 client.set_handler(functools.partial(self._on_message, station))
@@ -149,7 +151,7 @@ class KitchenScreens:
             tg = await stack.enter_async_context(asyncio.TaskGroup())
             self._tasks = [
                 tg.create_task(self._heartbeats(), name="kds-heartbeats"),
-                tg.create_task(self._cooks(), name="kds-cooks"),
+                tg.create_task(self._cooks.run(self._do), name="kds-cooks"),
             ]
             stack.push_async_callback(self._goodbye)
             self._stack = stack.pop_all()
@@ -225,8 +227,13 @@ class KitchenScreens:
         else:
             counters.updates += 1
         self.records[station].append(
-            ShownTicket(station, ticket, msg.received_at, datetime.now(UTC),
-                        replaced=verdict is Verdict.UPDATE)
+            ShownTicket(
+                station,
+                ticket,
+                msg.received_at,
+                datetime.now(UTC),
+                replaced=verdict is Verdict.UPDATE,
+            )
         )
         self._measure(ticket, msg.received_at)
         self._event(station, ticket.ticket_id, ticket.version, KdsAction.ACK)
@@ -258,23 +265,39 @@ class KitchenScreens:
         done = self._prep.line_done_after(ticket)
         if self._item_done:
             for line_id, after in done.items():
-                self._at(received + after / self._speed, station, ticket, KdsAction.ITEM_DONE,
-                         line_id)
+                self._at(
+                    received + after / self._speed, station, ticket, KdsAction.ITEM_DONE, line_id
+                )
         last = max(done.values(), default=0.0)
         self._at(received + last / self._speed, station, ticket, KdsAction.BUMP)
 
-    def _at(self, due: float, station: str, ticket: Ticket, action: KdsAction,
-            line_id: str | None = None) -> None:
-        entry = (due, next(self._seq), station, ticket.ticket_id, ticket.version, action, line_id)
-        heapq.heappush(self._heap, entry)
-        self._wake.set()
+    def _at(
+        self,
+        due: float,
+        station: str,
+        ticket: Ticket,
+        action: KdsAction,
+        line_id: str | None = None,
+    ) -> None:
+        self._cooks.at(due, (station, ticket.ticket_id, ticket.version, action, line_id))
 
     # --- outbound ----------------------------------------------------------------------------
 
-    def _event(self, station: str, ticket_id: UUID, version: int, action: KdsAction,
-               line_id: str | None = None) -> None:
-        event = KdsEvent(ticket_id=ticket_id, version=version, action=action, line_id=line_id,
-                         device=self.device(station))
+    def _event(
+        self,
+        station: str,
+        ticket_id: UUID,
+        version: int,
+        action: KdsAction,
+        line_id: str | None = None,
+    ) -> None:
+        event = KdsEvent(
+            ticket_id=ticket_id,
+            version=version,
+            action=action,
+            line_id=line_id,
+            device=self.device(station),
+        )
         counters = self.counters[station]
         topic = self._topics.kds(station, "events")
         if not self.clients[station].publish(topic, event.model_dump_json().encode(), qos=1):
@@ -287,28 +310,15 @@ class KitchenScreens:
         elif action is KdsAction.ITEM_DONE:
             counters.items_done += 1
 
-    async def _cooks(self) -> None:
-        """Run due bumps and item-done reports; one task, one heap, no polling."""
-        while True:
-            now = time.monotonic()
-            while self._heap and self._heap[0][0] <= now:
-                self._do(heapq.heappop(self._heap))
-            self._wake.clear()
-            delay = max(self._heap[0][0] - time.monotonic(), 0.002) if self._heap else None
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-
-    def _do(self, entry: _Timer) -> None:
-        _, _, station, ticket_id, version, action, line_id = entry
+    async def _do(self, work: _Work) -> None:
+        """Do a cook's due work on a ticket version, unless the ticket moved on since."""
+        station, ticket_id, version, action, line_id = work
         shown = self.boards[station].open.get(ticket_id)
         if shown is None or shown.version != version:
             return  # bumped, voided or replaced since: the newer version has its own plan
         if station in self._silent:
             # A dead screen does nothing; try again once it may be back.
-            heapq.heappush(self._heap, (time.monotonic() + self._heartbeat_s, *entry[1:]))
+            self._cooks.after(self._heartbeat_s, work)
             return
         self._event(station, ticket_id, version, action, line_id)
         if action is KdsAction.BUMP:

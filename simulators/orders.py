@@ -35,6 +35,9 @@ MALFORMED_KINDS: Final = (
     "oversize",
 )
 
+#: Malformed kinds whose ``order_id`` the gateway cannot read (refused before parsing).
+_UNREADABLE: Final = frozenset({"broken_json", "oversize"})
+
 _NOTES: Final = (
     "allergy: tree nuts",
     "no salt please",
@@ -93,6 +96,15 @@ class GeneratedOrder:
     def valid(self) -> bool:
         """Whether the gateway should accept it."""
         return self.kind == "valid"
+
+    @property
+    def answerable(self) -> bool:
+        """Whether a reply can name this order: not when the gateway cannot read its id.
+
+        Broken JSON and oversize payloads are refused unread, so their reply carries no
+        ``order_id`` and the tablet cannot tell which order it answers.
+        """
+        return self.kind not in _UNREADABLE
 
     @property
     def courses(self) -> tuple[int, ...]:
@@ -175,8 +187,14 @@ class OrderFactory:
                 note = rng.choice(_NOTES) if rng.random() < 0.15 else None
                 explicit = course if rng.random() < 0.05 else None
                 lines.append(
-                    OrderLine(line_id=line_id, item=item.id, qty=qty, modifiers=list(mods),
-                              course=explicit, note=note)
+                    OrderLine(
+                        line_id=line_id,
+                        item=item.id,
+                        qty=qty,
+                        modifiers=list(mods),
+                        course=explicit,
+                        note=note,
+                    )
                 )
                 res = self._routes.resolve(item.id, mods, dining)
                 if not isinstance(res, Resolution):  # the config check makes this unreachable

@@ -237,9 +237,13 @@ class TabletResult:
         c.command_rejected += reply.status is ReplyStatus.REJECTED
         return True
 
-    def unanswered(self) -> list[UUID]:
-        """Valid orders that have no reply yet."""
-        return [k for k, o in self.orders.items() if o.order.valid and k not in self.replies]
+    def unanswered(self, *, valid_only: bool = True) -> list[UUID]:
+        """Orders that have no reply yet: valid ones, or every answerable one."""
+        return [
+            k
+            for k, o in self.orders.items()
+            if (o.order.valid if valid_only else o.order.answerable) and k not in self.replies
+        ]
 
     def valid_orders(self) -> list[SentOrder]:
         """The valid orders sent, oldest first."""
@@ -249,7 +253,7 @@ class TabletResult:
         """Forget the oldest orders beyond ``max_records``, but never one still awaiting a reply."""
         while len(self.orders) > max_records:
             oldest_id, oldest = next(iter(self.orders.items()))
-            if oldest.order.valid and oldest_id not in self.replies:
+            if oldest.order.answerable and oldest_id not in self.replies:
                 return
             del self.orders[oldest_id]
             self.replies.pop(oldest_id, None)

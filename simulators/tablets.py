@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
 import itertools
 import random
 import time
@@ -27,6 +26,7 @@ from simulators.arrivals import Burst, arrival_times
 from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.orders import MALFORMED_KINDS, OrderFactory
 from simulators.records import CommandRecord, EvenFraction, SentOrder, TabletResult
+from simulators.timers import Timers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -135,9 +135,7 @@ class TabletFleet:
         self._resends_due = 0
         self._generated_all = False
         self._progress = asyncio.Event()
-        self._heap: list[tuple[float, int, _Action, UUID]] = []
-        self._seq = itertools.count()
-        self._wake = asyncio.Event()
+        self._timers: Timers[tuple[_Action, UUID]] = Timers()
         self._stack = AsyncExitStack()
         self._timer_task: asyncio.Task[None] | None = None
 
@@ -147,8 +145,14 @@ class TabletFleet:
         """Connect every tablet, subscribe to its replies and start the resend timers."""
         async with AsyncExitStack() as stack:
             for device in self.devices:
-                client = device_client(self._url, self._topics, device, "tablet",
-                                       opts=self._client_opts, clock=self._clock)
+                client = device_client(
+                    self._url,
+                    self._topics,
+                    device,
+                    "tablet",
+                    opts=self._client_opts,
+                    clock=self._clock,
+                )
                 await stack.enter_async_context(client)
                 self.clients[device] = client
                 client.set_handler(functools.partial(self._on_message, device))
@@ -158,7 +162,9 @@ class TabletFleet:
                 status = self._topics.device_status(device)
                 await subscribed(client, status, self._echo[device])
             tg = await stack.enter_async_context(asyncio.TaskGroup())
-            self._timer_task = tg.create_task(self._timers(), name="tablets-timers")
+            self._timer_task = tg.create_task(
+                self._timers.run(self._on_timer), name="tablets-timers"
+            )
             stack.push_async_callback(self._goodbye)
             self._stack = stack.pop_all()
         return self
@@ -200,7 +206,9 @@ class TabletFleet:
         return self._factory.make(next(self._kinds) if self._malformed.take() else "valid")
 
     async def wait_settled(self, timeout_s: float) -> bool:
-        """Wait until the schedule is done and every valid order and command has its reply.
+        """Wait until the schedule is done and every order and command has its reply.
+
+        Orders whose reply cannot name them (broken JSON, oversize) are not waited for.
 
         Returns:
             True when settled, False when ``timeout_s`` passed first.
@@ -217,8 +225,12 @@ class TabletFleet:
     @property
     def settled(self) -> bool:
         """Whether nothing is left to send or to wait for."""
-        return (self._generated_all and not self._open_orders and not self._open_commands
-                and not self._resends_due)
+        return (
+            self._generated_all
+            and not self._open_orders
+            and not self._open_commands
+            and not self._resends_due
+        )
 
     def placed_mono(self, order_id: UUID) -> float | None:
         """``time.monotonic()`` of an order's first send (None if unknown or forgotten)."""
@@ -236,25 +248,32 @@ class TabletFleet:
             if self._rt.take():
                 rec.response_topic = self._topics.tablet(device, self._leaf)
                 rec.correlation_data = order.order_id.bytes
-            self._open_orders.add(order.order_id)
-            self._schedule_at(self._timeout, "retry_order", order.order_id)
         else:
             c.malformed[order.kind] += 1
+        if order.answerable:
+            # Like a real tablet, which cannot know its order is bad: resend until answered.
+            self._open_orders.add(order.order_id)
+            self._timers.after(self._timeout, ("retry_order", order.order_id))
         self.result.orders[order.order_id] = rec
         if not self._record_all:
             self.result.trim(self._max_records)
         await self._publish_order(rec)
         if self._resend.take():
             self._resends_due += 1
-            self._schedule_at(self._rng.uniform(0.0, min(0.5, self._timeout / 2)), "resend",
-                              order.order_id)
+            delay = self._rng.uniform(0.0, min(0.5, self._timeout / 2))
+            self._timers.after(delay, ("resend", order.order_id))
 
     async def _publish_order(self, rec: SentOrder) -> None:
         client = self.clients[rec.device]
         topic = self._topics.tablet(rec.device, "orders")
         payload = rec.order.payload
-        while not client.publish(topic, payload, qos=1, response_topic=rec.response_topic,
-                                 correlation_data=rec.correlation_data):
+        while not client.publish(
+            topic,
+            payload,
+            qos=1,
+            response_topic=rec.response_topic,
+            correlation_data=rec.correlation_data,
+        ):
             self.result.counters.publish_waits += 1
             await client.wait_publish_room()
         self.result.counters.publishes += 1
@@ -268,27 +287,12 @@ class TabletFleet:
 
     # --- timers ------------------------------------------------------------------------------
 
-    def _schedule_at(self, delay_s: float, action: _Action, key: UUID) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), action, key))
-        self._wake.set()
-
-    async def _timers(self) -> None:
-        """Run due resends and commands; one task, one heap, no polling."""
-        while True:
-            now = time.monotonic()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, action, key = heapq.heappop(self._heap)
-                if action in ("resend", "retry_order"):
-                    await self._order_timer(action, key)
-                else:
-                    await self._command_timer(action, key)
-            self._wake.clear()
-            delay = max(self._heap[0][0] - time.monotonic(), 0.002) if self._heap else None
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+    async def _on_timer(self, timer: tuple[_Action, UUID]) -> None:
+        action, key = timer
+        if action in ("resend", "retry_order"):
+            await self._order_timer(action, key)
+        else:
+            await self._command_timer(action, key)
 
     async def _order_timer(self, action: _Action, key: UUID) -> None:
         c = self.result.counters
@@ -305,7 +309,7 @@ class TabletFleet:
             rec = self.result.orders.get(key)
             if rec is None or key in self.result.replies:
                 return
-            self._schedule_at(self._timeout, "retry_order", key)
+            self._timers.after(self._timeout, ("retry_order", key))
             if self.clients[rec.device].connected:
                 # (While disconnected the client resends its queued publish itself.)
                 c.retries += 1
@@ -317,7 +321,7 @@ class TabletFleet:
         cmd = self.result.commands.get(key)
         if cmd is None or cmd.reply is not None:
             return
-        self._schedule_at(self._timeout, "retry_command", key)
+        self._timers.after(self._timeout, ("retry_command", key))
         if action == "retry_command":
             if not self.clients[cmd.device].connected:
                 return
@@ -379,20 +383,22 @@ class TabletFleet:
                 if self._auto_fire.get(course, False) and self._rng.random() >= 0.3:
                     continue
                 command_id, payload = self._factory.fire_course(order.order_id, course)
-                cmd = CommandRecord(command_id, order.order_id, "fire_course", rec.device, payload,
-                                    course=course)
+                cmd = CommandRecord(
+                    command_id, order.order_id, "fire_course", rec.device, payload, course=course
+                )
                 self._add_command(cmd, self._fire_after * rank / self._speed)
         if self._void.take():
             line = self._rng.choice(order.lines)
             command_id, payload = self._factory.void_line(order.order_id, line.line_id)
-            cmd = CommandRecord(command_id, order.order_id, "void_line", rec.device, payload,
-                                line_id=line.line_id)
+            cmd = CommandRecord(
+                command_id, order.order_id, "void_line", rec.device, payload, line_id=line.line_id
+            )
             self._add_command(cmd, self._void_after / self._speed)
 
     def _add_command(self, cmd: CommandRecord, delay_s: float) -> None:
         self.result.commands[cmd.command_id] = cmd
         self._open_commands.add(cmd.command_id)
-        self._schedule_at(delay_s, "command", cmd.command_id)
+        self._timers.after(delay_s, ("command", cmd.command_id))
 
 
 if __name__ == "__main__":

@@ -403,7 +403,14 @@ class MqttClient(Link):
         # Nagle's algorithm stalls QoS 1 request/ack flows by ~40 ms (MEASURED.md).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert self._loop is not None
-        self._loop.add_reader(sock, self._paho.loop_read)
+        self._loop.add_reader(sock, self._on_readable)
+
+    def _on_readable(self) -> None:
+        self._paho.loop_read()
+        # Acks and republishes made while handling what was read go out now, in this loop
+        # iteration, rather than after a round through add_writer (what paho's own loop does).
+        if self._paho.want_write():
+            self._paho.loop_write()
 
     def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None

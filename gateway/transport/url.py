@@ -48,7 +48,8 @@ def _parse_query(url: str, query: str) -> Literal[5, 4]:
     unknown = set(options) - {"protocol"}
     if unknown:
         raise _bad(url, f"unknown option(s) {sorted(unknown)}; only protocol=4|5 is known")
-    values = options["protocol"]
+    # "?=" parses to no fields at all: that is a missing protocol, not a crash.
+    values = options.get("protocol", [])
     if len(values) != 1 or values[0] not in _PROTOCOLS:
         raise _bad(url, "protocol must be 5 (MQTT 5) or 4 (MQTT 3.1.1)")
     return _PROTOCOLS[values[0]]

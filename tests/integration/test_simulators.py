@@ -149,8 +149,9 @@ class FakeGateway:
     def _order(self, device: str, msg: InboundMessage) -> None:
         decoded = decode_order(msg.payload, CFG.delivery.max_payload_bytes)
         if isinstance(decoded, DecodeFailure):
-            reply = OrderReply(order_id=decoded.id, status=ReplyStatus.REJECTED,
-                               errors=list(decoded.errors))
+            reply = OrderReply(
+                order_id=decoded.id, status=ReplyStatus.REJECTED, errors=list(decoded.errors)
+            )
         else:
             if self.drop_first and decoded.order_id not in self.dropped:
                 self.dropped.add(decoded.order_id)
@@ -174,13 +175,31 @@ class FakeGateway:
             res = self.routes.resolve(line.item, line.modifiers, order.dining)
             assert isinstance(res, Resolution)
             by_station.setdefault(res.station, []).append(
-                TicketItem(line_id=line.line_id, item=line.item, name=line.item, qty=line.qty,
-                           modifiers=line.modifiers, course=1, station=res.station, fire_at=now)
+                TicketItem(
+                    line_id=line.line_id,
+                    item=line.item,
+                    name=line.item,
+                    qty=line.qty,
+                    modifiers=line.modifiers,
+                    course=1,
+                    station=res.station,
+                    fire_at=now,
+                )
             )
         for station, items in by_station.items():
-            ticket = Ticket(ticket_id=uuid4(), version=1, order_id=order.order_id,
-                            table=order.table, station=station, course=1, dining=order.dining,
-                            items=items, fire_at=now, status=TicketStatus.FIRED, sent_at=now)
+            ticket = Ticket(
+                ticket_id=uuid4(),
+                version=1,
+                order_id=order.order_id,
+                table=order.table,
+                station=station,
+                course=1,
+                dining=order.dining,
+                items=items,
+                fire_at=now,
+                status=TicketStatus.FIRED,
+                sent_at=now,
+            )
             self.tickets_sent.append(ticket)
             self.client.publish(TOPICS.kds(station, "tickets"), encode(ticket))
 
@@ -190,14 +209,38 @@ def is_valid_order(payload: bytes) -> bool:
     return not isinstance(decoded, DecodeFailure) and not business_errors(CFG, decoded)
 
 
-def ticket(version: int = 1, *, ticket_id: UUID | None = None, item: str = "water",
-           status: TicketStatus = TicketStatus.FIRED, station: str = "bar") -> Ticket:
+def ticket(
+    version: int = 1,
+    *,
+    ticket_id: UUID | None = None,
+    item: str = "water",
+    status: TicketStatus = TicketStatus.FIRED,
+    station: str = "bar",
+) -> Ticket:
     now = datetime.now(UTC)
-    line = TicketItem(line_id="L1", item=item, name=item, qty=1, modifiers=[], course=1,
-                      station=station, fire_at=now)
-    return Ticket(ticket_id=ticket_id or uuid4(), version=version, order_id=uuid4(), table="T1",
-                  station=station, course=1, dining="dine_in", items=[line], fire_at=now,
-                  status=status, sent_at=now)
+    line = TicketItem(
+        line_id="L1",
+        item=item,
+        name=item,
+        qty=1,
+        modifiers=[],
+        course=1,
+        station=station,
+        fire_at=now,
+    )
+    return Ticket(
+        ticket_id=ticket_id or uuid4(),
+        version=version,
+        order_id=uuid4(),
+        table="T1",
+        station=station,
+        course=1,
+        dining="dine_in",
+        items=[line],
+        fire_at=now,
+        status=status,
+        sent_at=now,
+    )
 
 
 def events(recorder: Recorder, station: str) -> list[KdsEvent]:
@@ -212,10 +255,18 @@ def test_tablets_send_valid_and_malformed_orders(broker) -> None:
         async with (
             Recorder(broker.url, "raw-orders", f"rst/{CFG.site.id}/tablet/+/orders") as raw,
             FakeGateway(broker.url),
-            TabletFleet(CFG, broker.url, schedule=Burst(60), tablets=3, seed=7,
-                        malformed_fraction=0.25, resend_fraction=0.1,
-                        response_topic_fraction=0.2, fire_courses=False,
-                        record_all=True) as fleet,
+            TabletFleet(
+                CFG,
+                broker.url,
+                schedule=Burst(60),
+                tablets=3,
+                seed=7,
+                malformed_fraction=0.25,
+                resend_fraction=0.1,
+                response_topic_fraction=0.2,
+                fire_courses=False,
+                record_all=True,
+            ) as fleet,
         ):
             await fleet.run()
             assert await fleet.wait_settled(10)
@@ -228,15 +279,21 @@ def test_tablets_send_valid_and_malformed_orders(broker) -> None:
         assert sum(is_valid_order(p) for p in distinct) == 45 == c.valid
         assert sum(c.malformed.values()) == 15
         assert set(c.malformed) == set(MALFORMED_KINDS)
-        assert {m.topic.split("/")[3] for m in raw.messages} == {"tablet-01", "tablet-02",
-                                                                "tablet-03"}
+        assert {m.topic.split("/")[3] for m in raw.messages} == {
+            "tablet-01",
+            "tablet-02",
+            "tablet-03",
+        }
         assert not res.unanswered()
         assert c.unexpected_status == 0
         assert c.accepted == 45
         assert c.inconsistent_replies == 0
         # Every resent valid order was answered again, with the same reply.
-        assert all(r.count == res.orders[k].sends for k, r in res.replies.items()
-                   if res.orders[k].order.valid)
+        assert all(
+            r.count == res.orders[k].sends
+            for k, r in res.replies.items()
+            if res.orders[k].order.valid
+        )
         rt_orders = [o for o in res.valid_orders() if o.response_topic is not None]
         assert len(rt_orders) == 9
         assert c.response_topic_bad == 0
@@ -255,8 +312,15 @@ def test_tablets_retry_until_answered(broker) -> None:
     async def main() -> None:
         async with (
             FakeGateway(broker.url, drop_first=True) as gw,
-            TabletFleet(CFG, broker.url, schedule=Burst(20), seed=3, reply_timeout_s=0.3,
-                        fire_courses=False, record_all=True) as fleet,
+            TabletFleet(
+                CFG,
+                broker.url,
+                schedule=Burst(20),
+                seed=3,
+                reply_timeout_s=0.3,
+                fire_courses=False,
+                record_all=True,
+            ) as fleet,
         ):
             await fleet.run()
             assert await fleet.wait_settled(10)
@@ -272,8 +336,15 @@ def test_orders_survive_a_broker_kill(broker) -> None:
     async def main() -> None:
         async with (
             FakeGateway(broker.url),
-            TabletFleet(CFG, broker.url, schedule=FixedRate(100, count=60), seed=5,
-                        reply_timeout_s=0.5, fire_courses=False, record_all=True) as fleet,
+            TabletFleet(
+                CFG,
+                broker.url,
+                schedule=FixedRate(100, count=60),
+                seed=5,
+                reply_timeout_s=0.5,
+                fire_courses=False,
+                record_all=True,
+            ) as fleet,
             asyncio.TaskGroup() as tg,
         ):
             sender = tg.create_task(fleet.run())
@@ -295,8 +366,15 @@ def test_commands_are_sent_and_answered(broker) -> None:
     async def main() -> None:
         async with (
             FakeGateway(broker.url),
-            TabletFleet(CFG, broker.url, schedule=Burst(40), seed=11, speed=6000.0,
-                        void_fraction=0.5, record_all=True) as fleet,
+            TabletFleet(
+                CFG,
+                broker.url,
+                schedule=Burst(40),
+                seed=11,
+                speed=6000.0,
+                void_fraction=0.5,
+                record_all=True,
+            ) as fleet,
         ):
             await fleet.run()
             assert await fleet.wait_settled(10)
@@ -319,8 +397,9 @@ def test_screen_dedupes_reacks_replaces_and_ignores_stale(broker) -> None:
     async def main() -> None:
         async with (
             Recorder(broker.url, "raw-events", f"rst/{CFG.site.id}/kds/+/events") as raw,
-            KitchenScreens(CFG, broker.url, stations=["bar"], bump=False,
-                           record_all=True) as screens,
+            KitchenScreens(
+                CFG, broker.url, stations=["bar"], bump=False, record_all=True
+            ) as screens,
         ):
             pub = raw.client
             topic = TOPICS.kds("bar", "tickets")
@@ -350,8 +429,9 @@ def test_screen_bumps_after_scaled_prep_time(broker) -> None:
     async def main() -> None:
         async with (
             Recorder(broker.url, "raw-events", f"rst/{CFG.site.id}/kds/+/events") as raw,
-            KitchenScreens(CFG, broker.url, stations=["bar"], speed=100.0, item_done=True,
-                           record_all=True) as screens,
+            KitchenScreens(
+                CFG, broker.url, stations=["bar"], speed=100.0, item_done=True, record_all=True
+            ) as screens,
         ):
             t = ticket(1, item="spritz")  # 120 s of kitchen time: 1.2 s here
             start = time.monotonic()
@@ -360,7 +440,10 @@ def test_screen_bumps_after_scaled_prep_time(broker) -> None:
             took = time.monotonic() - start
         assert 1.0 < took < 5.0
         assert [e.action for e in events(raw, "bar")] == [
-            KdsAction.ACK, KdsAction.ITEM_DONE, KdsAction.BUMP]
+            KdsAction.ACK,
+            KdsAction.ITEM_DONE,
+            KdsAction.BUMP,
+        ]
         assert screens.open_count("bar") == 0
         assert screens.counters["bar"].bumps == 1
 
@@ -370,10 +453,15 @@ def test_screen_bumps_after_scaled_prep_time(broker) -> None:
 def test_heartbeats_stop_when_silenced(broker) -> None:
     async def main() -> None:
         async with (
-            Recorder(broker.url, "raw-hb", f"rst/{CFG.site.id}/kds/+/heartbeat",
-                     f"rst/{CFG.site.id}/kds/+/events") as raw,
-            KitchenScreens(CFG, broker.url, stations=["grill", "fry"], heartbeat_s=0.1,
-                           bump=False) as screens,
+            Recorder(
+                broker.url,
+                "raw-hb",
+                f"rst/{CFG.site.id}/kds/+/heartbeat",
+                f"rst/{CFG.site.id}/kds/+/events",
+            ) as raw,
+            KitchenScreens(
+                CFG, broker.url, stations=["grill", "fry"], heartbeat_s=0.1, bump=False
+            ) as screens,
         ):
             await asyncio.sleep(0.5)
             assert len(raw.on("/kds/grill/heartbeat")) >= 3
@@ -400,8 +488,10 @@ def test_heartbeats_stop_when_silenced(broker) -> None:
 
 
 def _status(rec: Recorder, device: str) -> list[DeviceState]:
-    return [DeviceStatus.model_validate_json(m.payload).state
-            for m in rec.on(f"/device/{device}/status")]
+    return [
+        DeviceStatus.model_validate_json(m.payload).state
+        for m in rec.on(f"/device/{device}/status")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -411,15 +501,23 @@ def _status(rec: Recorder, device: str) -> list[DeviceState]:
         ("simulators.tablets", "tablet-01", ["--tablets", "1", "--fixed-rate", "0.5"]),
     ],
 )
-def test_last_will_fires_when_a_simulator_is_killed(broker, tmp_path, module, device,
-                                                    args) -> None:
+def test_last_will_fires_when_a_simulator_is_killed(broker, tmp_path, module, device, args) -> None:
     async def main() -> None:
         async with Recorder(broker.url, "raw-status", f"rst/{CFG.site.id}/device/+/status") as raw:
             with (tmp_path / "stderr.log").open("wb") as log:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", module, "--url", broker.url, "--config",
-                    str(ROOT / "examples" / "demo-site.toml"), "--prefix", "lwt", *args,
-                    stdout=subprocess.DEVNULL, stderr=log,
+                    sys.executable,
+                    "-m",
+                    module,
+                    "--url",
+                    broker.url,
+                    "--config",
+                    str(ROOT / "examples" / "demo-site.toml"),
+                    "--prefix",
+                    "lwt",
+                    *args,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
                 )
             try:
                 await raw.wait_for(lambda: DeviceState.ONLINE in _status(raw, device), 15)
@@ -436,15 +534,18 @@ def test_clean_exit_says_offline_and_screens_measure_latency(broker) -> None:
         async with Recorder(broker.url, "raw-status", f"rst/{CFG.site.id}/device/+/status") as raw:
             async with (
                 FakeGateway(broker.url, tickets=True) as gw,
-                TabletFleet(CFG, broker.url, schedule=Burst(10), seed=2, fire_courses=False,
-                            record_all=True) as fleet,
-                KitchenScreens(CFG, broker.url, bump=False, record_all=True,
-                               placed_mono=fleet.placed_mono) as screens,
+                TabletFleet(
+                    CFG, broker.url, schedule=Burst(10), seed=2, fire_courses=False, record_all=True
+                ) as fleet,
+                KitchenScreens(
+                    CFG, broker.url, bump=False, record_all=True, placed_mono=fleet.placed_mono
+                ) as screens,
             ):
                 await fleet.run()
                 assert await fleet.wait_settled(10)
-                await eventually(lambda: sum(c.shown for c in screens.counters.values())
-                                 >= len(gw.tickets_sent))
+                await eventually(
+                    lambda: sum(c.shown for c in screens.counters.values()) >= len(gw.tickets_sent)
+                )
             await raw.wait_for(lambda: _status(raw, "kds-grill")[-1:] == [DeviceState.OFFLINE])
             await raw.wait_for(lambda: _status(raw, "tablet-04")[-1:] == [DeviceState.OFFLINE])
         assert screens.latency.count == 10
@@ -469,17 +570,33 @@ def test_every_line_reaches_exactly_its_stations_through_the_real_gateway(broker
         clock = ScaledClock(speed)
         async with (
             Gateway(cfg, clock=clock),
-            TabletFleet(cfg, broker.url, schedule=Burst(40), seed=13, clock=clock, speed=speed,
-                        fire_after_s=120.0, malformed_fraction=0.1, resend_fraction=0.1,
-                        void_fraction=0.2, response_topic_fraction=0.2, record_all=True) as fleet,
-            KitchenScreens(cfg, broker.url, speed=speed, clock=clock, record_all=True,
-                           placed_mono=fleet.placed_mono) as screens,
+            TabletFleet(
+                cfg,
+                broker.url,
+                schedule=Burst(40),
+                seed=13,
+                clock=clock,
+                speed=speed,
+                fire_after_s=120.0,
+                malformed_fraction=0.1,
+                resend_fraction=0.1,
+                void_fraction=0.2,
+                response_topic_fraction=0.2,
+                record_all=True,
+            ) as fleet,
+            KitchenScreens(
+                cfg,
+                broker.url,
+                speed=speed,
+                clock=clock,
+                record_all=True,
+                placed_mono=fleet.placed_mono,
+            ) as screens,
         ):
             await fleet.run()
             assert await fleet.wait_settled(20), fleet.result.unanswered()
             # Every fired course reaches its screens and gets bumped; the expo then sends out.
-            await eventually(lambda: all(screens.open_count(s) == 0 for s in screens.stations),
-                             30)
+            await eventually(lambda: all(screens.open_count(s) == 0 for s in screens.stations), 30)
         c = fleet.result.counters
         assert (c.valid, c.accepted, c.unexpected_status, c.inconsistent_replies) == (36, 36, 0, 0)
         assert c.rejected + c.replies_without_id >= 4
@@ -524,9 +641,21 @@ def test_probe_finds_a_broker_and_nothing_where_there_is_none(broker) -> None:
 def test_demo_runs_and_stops_cleanly_on_sigint(broker, tmp_path) -> None:
     async def main() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "demo", "--no-ui", "--mqtt-url", broker.url,
-            "--rate", "600", "--speed", "60", "--state-dir", str(tmp_path),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--no-ui",
+            "--mqtt-url",
+            broker.url,
+            "--rate",
+            "600",
+            "--speed",
+            "60",
+            "--state-dir",
+            str(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert proc.stdout is not None
         lines = []

@@ -60,6 +60,7 @@ def test_every_malformed_kind_is_refused(kind: str) -> None:
     for _ in range(10):
         order = f.make(kind)
         assert not order.valid
+        assert order.answerable == (kind not in ("broken_json", "oversize"))
         assert order.lines == ()
         decoded = decode_order(order.payload, CFG.delivery.max_payload_bytes)
         if kind in ("unknown_item", "absurd_qty"):

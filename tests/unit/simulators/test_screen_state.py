@@ -14,13 +14,37 @@ from simulators.screen_state import PrepTimes, StationBoard, Verdict
 T0 = datetime(2026, 1, 1, 19, 0, tzinfo=UTC)
 
 
-def make(version: int, ticket_id: UUID, status: TicketStatus = TicketStatus.FIRED,
-         lines: list[TicketItem] | None = None) -> Ticket:
-    lines = lines or [TicketItem(line_id="L1", item="burger", name="Burger", qty=1, modifiers=[],
-                                 course=2, station="grill", fire_at=T0)]
-    return Ticket(ticket_id=ticket_id, version=version, order_id=uuid4(), table="T1",
-                  station="grill", course=2, dining="dine_in", items=lines, fire_at=T0,
-                  status=status, sent_at=T0)
+def make(
+    version: int,
+    ticket_id: UUID,
+    status: TicketStatus = TicketStatus.FIRED,
+    lines: list[TicketItem] | None = None,
+) -> Ticket:
+    lines = lines or [
+        TicketItem(
+            line_id="L1",
+            item="burger",
+            name="Burger",
+            qty=1,
+            modifiers=[],
+            course=2,
+            station="grill",
+            fire_at=T0,
+        )
+    ]
+    return Ticket(
+        ticket_id=ticket_id,
+        version=version,
+        order_id=uuid4(),
+        table="T1",
+        station="grill",
+        course=2,
+        dining="dine_in",
+        items=lines,
+        fire_at=T0,
+        status=status,
+        sent_at=T0,
+    )
 
 
 def test_versions_new_duplicate_update_stale() -> None:
@@ -67,15 +91,47 @@ def test_closed_memory_is_bounded() -> None:
 def test_prep_times_follow_fire_at_and_modifiers() -> None:
     prep = PrepTimes.from_site(load_site(find_config(Path("examples/demo-site.toml"))))
     lines = [
-        TicketItem(line_id="L1", item="ribeye", name="Ribeye", qty=1, modifiers=["rare"],
-                   course=2, station="grill", fire_at=T0),
-        TicketItem(line_id="L2", item="burger", name="Burger", qty=1, modifiers=[], course=2,
-                   station="grill", fire_at=T0 + timedelta(seconds=300)),
-        TicketItem(line_id="L3", item="chicken", name="Chicken", qty=1, modifiers=[], course=2,
-                   station="grill", fire_at=T0, voided=True),
-        TicketItem(line_id="L4", item="mystery", name="?", qty=1, modifiers=[], course=2,
-                   station="grill", fire_at=T0),
+        TicketItem(
+            line_id="L1",
+            item="ribeye",
+            name="Ribeye",
+            qty=1,
+            modifiers=["rare"],
+            course=2,
+            station="grill",
+            fire_at=T0,
+        ),
+        TicketItem(
+            line_id="L2",
+            item="burger",
+            name="Burger",
+            qty=1,
+            modifiers=[],
+            course=2,
+            station="grill",
+            fire_at=T0 + timedelta(seconds=300),
+        ),
+        TicketItem(
+            line_id="L3",
+            item="chicken",
+            name="Chicken",
+            qty=1,
+            modifiers=[],
+            course=2,
+            station="grill",
+            fire_at=T0,
+            voided=True,
+        ),
+        TicketItem(
+            line_id="L4",
+            item="mystery",
+            name="?",
+            qty=1,
+            modifiers=[],
+            course=2,
+            station="grill",
+            fire_at=T0,
+        ),
     ]
     done = prep.line_done_after(make(1, uuid4(), lines=lines))
     assert done == {"L1": 900 - 120, "L2": 300 + 600, "L4": 300}
-
