@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -36,7 +37,7 @@ from gateway.contract import (
 from gateway.routing.timing import course_fire_times, fire_offsets
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from gateway.config import Course
     from gateway.routing.orders import PricedLine, PricedOrder
@@ -82,6 +83,9 @@ class TicketState:
     bumped: bool = False
     redirected_from: str | None = None
     status: TicketStatus = TicketStatus.FIRED
+    # The latest version exactly as sent: a resend (also after a restart) repeats these bytes,
+    # whatever changed in the order since, so one (ticket_id, version) has one content.
+    sent: Ticket | None = None
 
 
 @dataclass(slots=True)
@@ -120,6 +124,15 @@ class SendTicket:
 
 
 @dataclass(frozen=True, slots=True)
+class Changes:
+    """What a batch must persist: order snapshots, closed orders, and acks (ticket, order, v)."""
+
+    snapshots: dict[UUID, bytes]
+    closed: set[UUID]
+    acks: list[tuple[UUID, UUID, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class SendStatus:
     """Publish an order's new state."""
 
@@ -150,6 +163,7 @@ class Kitchen:
         self._by_ticket: dict[UUID, tuple[OrderRecord, TicketState]] = {}
         self._dirty: set[UUID] = set()
         self._closed: set[UUID] = set()
+        self._acks: dict[UUID, tuple[UUID, int]] = {}
         self.redirects: dict[str, str] = {}
 
     # --- queries --------------------------------------------------------------------------
@@ -179,10 +193,10 @@ class Kitchen:
     def unacked(self) -> list[Ticket]:
         """Every sent ticket version not yet acknowledged (resent after a restart)."""
         return [
-            self._render(o, t)
+            t.sent
             for o in self._orders.values()
             for t in o.tickets
-            if t.version > t.acked and t.version > 0
+            if t.version > t.acked and t.sent is not None
         ]
 
     def open_tickets(self, station: str) -> int:
@@ -196,18 +210,27 @@ class Kitchen:
 
     # --- persistence --------------------------------------------------------------------
 
-    def take_dirty(self) -> tuple[dict[UUID, bytes], set[UUID]]:
-        """Snapshots of orders changed since the last call, and ids of orders closed since."""
+    def take_dirty(self) -> Changes:
+        """What changed since the last call, to be committed before anything is sent."""
         snaps = {oid: _RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
-        closed = self._closed
-        self._dirty, self._closed = set(), set()
-        return snaps, closed
+        # An ack of an order whose snapshot is written anyway needs no row of its own.
+        acks = [(tid, oid, v) for tid, (oid, v) in self._acks.items() if oid not in self._dirty]
+        changes = Changes(snaps, self._closed, acks)
+        self._dirty, self._closed, self._acks = set(), set(), {}
+        return changes
 
-    def restore(self, snapshots: Iterable[bytes]) -> None:
-        """Load open orders persisted by ``take_dirty`` (at start-up)."""
+    def restore(
+        self, snapshots: Iterable[bytes], acks: Mapping[UUID, int] = MappingProxyType({})
+    ) -> None:
+        """Load open orders persisted by ``take_dirty`` (at start-up), then the acks since."""
         for raw in snapshots:
             rec = _RECORD.validate_json(raw)
             self._add(rec)
+        for ticket_id, version in acks.items():
+            found = self._by_ticket.get(ticket_id)
+            if found is not None:
+                t = found[1]
+                t.acked = max(t.acked, min(version, t.version))
 
     def _add(self, rec: OrderRecord) -> None:
         self._orders[rec.order_id] = rec
@@ -220,6 +243,8 @@ class Kitchen:
             self._by_ticket.pop(t.ticket_id, None)
         self._dirty.discard(rec.order_id)
         self._closed.add(rec.order_id)
+        for t in rec.tickets:
+            self._acks.pop(t.ticket_id, None)
 
     # --- events -------------------------------------------------------------------------
 
@@ -266,14 +291,28 @@ class Kitchen:
         current = rec.course_fire[course]
         if current is not None and current <= now:
             return []  # already fired: firing twice is harmless, and idempotent
-        # Courses after this one that were held start their own auto-fire gap from now.
+        # Courses after this one keep their auto-fire gap, now counted from this firing: a held
+        # one starts its gap, a scheduled one comes forward (never later than it was).
         later = course_fire_times([c for c in rec.course_fire if c >= course], self._courses, now)
         for c, at in later.items():
-            if c == course or rec.course_fire[c] is None:
+            cur = rec.course_fire[c]
+            if c == course or cur is None:
                 rec.course_fire[c] = at
-        self._schedule_lines(rec)
+            elif at is not None and cur > now:
+                rec.course_fire[c] = min(cur, at)
+        retimed = self._schedule_lines(rec, now)
         self._dirty.add(rec.order_id)
-        return self._refresh_expo(rec, now) + self.release_due(now, only=rec)
+        effects = self._reversion(rec, retimed, now)
+        return effects + self._refresh_expo(rec, now) + self.release_due(now, only=rec)
+
+    def _reversion(self, rec: OrderRecord, line_ids: set[str], now: datetime) -> list[Effect]:
+        """A new version of each sent prep ticket that shows one of ``line_ids``."""
+        effects: list[Effect] = []
+        for t in rec.tickets:
+            shows = any(x.line_id in line_ids for x in rec.lines_of(t))
+            if t.station != EXPO and t.version and shows:
+                effects += self._new_version(rec, t, now)
+        return effects
 
     def void_line(self, order_id: UUID, line_id: str, now: datetime) -> list[Effect]:
         """Void a line; screens that show it get a new version."""
@@ -282,7 +321,7 @@ class Kitchen:
         if ln.voided:
             return []
         ln.voided = True
-        return self._line_changed(rec, ln, now)
+        return self._line_changed(rec, ln, now, self._schedule_lines(rec, now))
 
     def modify_line(self, order_id: UUID, new: PricedLine, now: datetime) -> list[Effect]:
         """Replace a line's qty, modifiers or note (``new`` was validated by the caller)."""
@@ -297,8 +336,10 @@ class Kitchen:
                 "void it and order it again",
             )
         ln.qty, ln.modifiers, ln.note, ln.prep_s = new.qty, new.modifiers, new.note, new.prep_s
-        self._schedule_lines(rec)
-        return self._line_changed(rec, ln, now)
+        for t in rec.tickets:
+            if t.station != EXPO and t.course == ln.course and t.station in ln.stations:
+                t.bumped = False  # the cook has something new to make on it
+        return self._line_changed(rec, ln, now, self._schedule_lines(rec, now))
 
     def on_kds(
         self, ticket_id: UUID, version: int, action: KdsAction, line_id: str | None, now: datetime
@@ -311,7 +352,11 @@ class Kitchen:
         if action is KdsAction.ACK:
             if t.acked < version <= t.version:
                 t.acked = version
-                self._dirty.add(rec.order_id)
+                # An ack is one small row, not a new snapshot of the whole order: acks are
+                # the most frequent event, and losing one only costs a resend.
+                self._acks[ticket_id] = (rec.order_id, version)
+                if rec.state is OrderState.VOIDED and self._all_acked(rec):
+                    self._close(rec)
             return []
         if action is KdsAction.ITEM_DONE:
             ln = rec.line(line_id or "")
@@ -325,22 +370,47 @@ class Kitchen:
         t.bumped = bumped
         self._dirty.add(rec.order_id)
         if t.station == EXPO and bumped:
-            rec.state = OrderState.CLOSED
-            update = self._status(rec, now)
-            self._close(rec)
-            return [update]
-        return self._update_readiness(rec, now)
+            return self._close_order(rec, now)
+        effects = self._update_readiness(rec, now)
+        if self._expo is None and rec.state is OrderState.READY:
+            # No expo to send the table out: the last prep bump does it.
+            effects += self._close_order(rec, now)
+        return effects
+
+    def _close_order(self, rec: OrderRecord, now: datetime) -> list[Effect]:
+        rec.state = OrderState.CLOSED
+        update = self._status(rec, now)
+        self._close(rec)
+        return [update]
+
+    @staticmethod
+    def _all_acked(rec: OrderRecord) -> bool:
+        return all(t.acked >= t.version for t in rec.tickets)
 
     def redirect(self, station: str, backup: str, now: datetime) -> list[Effect]:
-        """Send ``station``'s open tickets, and its new ones, to ``backup`` until restored."""
+        """Send ``station``'s open tickets, and its new ones, to ``backup`` until restored.
+
+        Nothing moves when the backup is itself redirected (both screens of a pair are silent):
+        sending tickets on to a third screen nobody chose is worse than waiting; the caller
+        alerts people instead.
+        """
+        if backup in self.redirects:
+            return []
         self.redirects[station] = backup
         effects: list[Effect] = []
         for rec in self._orders.values():
             for t in rec.tickets:
                 if t.target == station and t.version and not t.bumped:
-                    t.redirected_from, t.target = station, backup
+                    home = self._home(t)
+                    t.target = backup
+                    t.redirected_from = home if backup != home else None
                     effects += self._new_version(rec, t, now)
         return effects
+
+    def _home(self, t: TicketState) -> str:
+        home = self._expo if t.station == EXPO else t.station
+        assert home is not None
+        return home
 
     def restore_station(self, station: str) -> None:
         """The screen is back: new tickets go to it again (redirected ones stay put)."""
@@ -361,35 +431,46 @@ class Kitchen:
             raise KitchenError("line_id", f"order has no line '{line_id}'")
         return ln
 
-    def _schedule_lines(self, rec: OrderRecord) -> None:
+    def _schedule_lines(self, rec: OrderRecord, now: datetime | None = None) -> set[str]:
+        """(Re)compute fire times; returns the ids of lines whose fire time changed.
+
+        Offsets come from every live line of the course (a voided dish must not hold back the
+        others), but a line that has already started (its fire time is past) keeps it.
+        """
+        changed: set[str] = set()
         for course, fired_at in rec.course_fire.items():
-            # A voided dish must not hold back the others: it is left out of the offsets.
             lines = [ln for ln in rec.lines if ln.course == course and not ln.voided]
             if fired_at is None:
-                for ln in lines:
-                    ln.fire_at = None
-                continue
-            offsets = fire_offsets([ln.prep_s for ln in lines])
-            for ln, offset in zip(lines, offsets, strict=True):
-                ln.fire_at = fired_at + timedelta(seconds=offset)
+                times: list[datetime | None] = [None] * len(lines)
+            else:
+                offsets = fire_offsets([ln.prep_s for ln in lines])
+                times = [fired_at + timedelta(seconds=o) for o in offsets]
+            for ln, at in zip(lines, times, strict=True):
+                started = now is not None and ln.fire_at is not None and ln.fire_at <= now
+                if not started and ln.fire_at != at:
+                    ln.fire_at = at
+                    changed.add(ln.line_id)
+        return changed
 
     def _ticket_fire_at(self, rec: OrderRecord, t: TicketState) -> datetime | None:
         times = [ln.fire_at for ln in rec.lines_of(t) if not ln.voided and ln.fire_at]
         return min(times, default=None)
 
-    def _line_changed(self, rec: OrderRecord, ln: LineState, now: datetime) -> list[Effect]:
+    def _line_changed(
+        self, rec: OrderRecord, ln: LineState, now: datetime, retimed: set[str]
+    ) -> list[Effect]:
+        """New versions of every sent prep ticket showing ``ln`` or a re-timed line."""
         self._dirty.add(rec.order_id)
-        effects: list[Effect] = []
-        for t in rec.tickets:
-            on_ticket = t.station != EXPO and t.course == ln.course and t.station in ln.stations
-            if on_ticket and t.version:
-                effects += self._new_version(rec, t, now)
+        effects: list[Effect] = self._reversion(rec, {ln.line_id} | retimed, now)
         if all(x.voided for x in rec.lines):
             rec.state = OrderState.VOIDED
             effects += self._refresh_expo(rec, now)
-            update = self._status(rec, now)
-            self._close(rec)
-            return [*effects, update]
+            effects.append(self._status(rec, now))
+            # It stays open until every screen acked its voided version, so a restart in
+            # between still resends "take it off the screen".
+            if self._all_acked(rec):
+                self._close(rec)
+            return effects
         return effects + self._refresh_expo(rec, now) + self._update_readiness(rec, now)
 
     def _update_readiness(self, rec: OrderRecord, now: datetime) -> list[Effect]:
@@ -416,8 +497,7 @@ class Kitchen:
         if t.version == 0:
             # A new ticket goes where its station's tickets go now; later versions stay where
             # the cook already has it (a screen that comes back does not pull tickets back).
-            home = self._expo if t.station == EXPO else t.station
-            assert home is not None
+            home = self._home(t)
             t.target = self.redirects.get(home, home)
             if t.target != home:
                 t.redirected_from = home
@@ -425,7 +505,8 @@ class Kitchen:
         t.version_at = now
         t.status = self._ticket_status(rec, t)
         self._dirty.add(rec.order_id)
-        return [SendTicket(self._render(rec, t))]
+        t.sent = self._render(rec, t)
+        return [SendTicket(t.sent)]
 
     def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:
         if not self._live(rec, t):

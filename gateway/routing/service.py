@@ -136,7 +136,7 @@ class OrderService:
 
     async def __aenter__(self) -> Self:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
-        self.kitchen.restore(self._store.open_orders())
+        self.kitchen.restore(self._store.open_orders(), self._store.acks())
         now = time.monotonic()
         for ticket in self.kitchen.unacked():
             self._track(ticket, now)  # due now: the first resend goes out on the first tick
@@ -239,7 +239,8 @@ class OrderService:
     def _commit_and_send(
         self, batch: Batch, outs: list[OutboundEvent], tokens: list[object]
     ) -> None:
-        batch.snapshots, batch.closed = self.kitchen.take_dirty()
+        changes = self.kitchen.take_dirty()
+        batch.snapshots, batch.closed, batch.acks = changes.snapshots, changes.closed, changes.acks
         # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us from disk.
         self._store.commit(batch)
         self.stats.batches += 1

@@ -6,6 +6,8 @@ What lives here, and why it is enough to resume after ``kill -9``:
   resent order gets the same reply and creates nothing new.
 - ``orders``: a snapshot of every order the kitchen still works on (lines, tickets, versions,
   acks). Tickets sent but not acknowledged are rebuilt from it and resent at start-up.
+- ``acks``: the newest version each screen acknowledged, one small row per ticket, so an ack
+  does not rewrite its order's snapshot (acks are the most frequent event).
 - ``commands``: the reply to every tablet command id, for the same idempotency.
 
 The order service commits a batch *before* it acknowledges the MQTT messages in it and before it
@@ -25,13 +27,13 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Self
+from uuid import UUID
 
 from gateway.errors import StoreError, StoreFull
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-    from uuid import UUID
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,12 @@ CREATE TABLE IF NOT EXISTS orders (
     at       REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_open ON orders(open) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS acks (
+    ticket_id TEXT PRIMARY KEY,
+    order_id  TEXT NOT NULL,
+    version   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acks_order ON acks(order_id);
 CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT PRIMARY KEY,
     reply      BLOB NOT NULL,
@@ -64,11 +72,12 @@ class Batch:
     replies: list[tuple[UUID, str, bytes]] = field(default_factory=list)
     snapshots: dict[UUID, bytes] = field(default_factory=dict)
     closed: set[UUID] = field(default_factory=set)
+    acks: list[tuple[UUID, UUID, int]] = field(default_factory=list)
     commands: list[tuple[UUID, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
-        return bool(self.replies or self.snapshots or self.closed or self.commands)
+        return bool(self.replies or self.snapshots or self.closed or self.acks or self.commands)
 
 
 class Store:
@@ -122,7 +131,15 @@ class Store:
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
 
-    def count(self, table: Literal["replies", "orders", "commands"]) -> int:
+    def acks(self) -> dict[UUID, int]:
+        """The newest acknowledged version per ticket of the open orders (start-up)."""
+        try:
+            rows = self._db.execute("SELECT ticket_id, version FROM acks").fetchall()
+        except sqlite3.Error as err:
+            raise _translate(err, self.path) from err
+        return {UUID(t): int(v) for t, v in rows}
+
+    def count(self, table: Literal["replies", "orders", "acks", "commands"]) -> int:
         """Rows in a table (for stats and tests)."""
         row = self._one(f"SELECT count(*) FROM {table}", ())  # noqa: S608 - fixed names only
         return int(row[0]) if row else 0
@@ -153,9 +170,15 @@ class Store:
                 [(str(o), s, now) for o, s in batch.snapshots.items()],
             )
             db.executemany(
+                "INSERT INTO acks VALUES (?, ?, ?) ON CONFLICT(ticket_id) "
+                "DO UPDATE SET version = max(version, excluded.version)",
+                [(str(t), str(o), v) for t, o, v in batch.acks],
+            )
+            db.executemany(
                 "UPDATE orders SET open = 0, at = ? WHERE order_id = ?",
                 [(now, str(o)) for o in batch.closed],
             )
+            db.executemany("DELETE FROM acks WHERE order_id = ?", [(str(o),) for o in batch.closed])
             db.executemany(
                 "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",
                 [(str(c), r, now) for c, r in batch.commands],

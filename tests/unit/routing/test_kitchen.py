@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.codec import encode
 from gateway.config import Dining, SiteConfig, StationKind, load_site, parse_site
 from gateway.contract import KdsAction, OrderLine, OrderRequest, OrderState, Ticket, TicketStatus
-from gateway.routing.kitchen import Kitchen, KitchenError, SendStatus, SendTicket
+from gateway.routing.kitchen import Changes, Kitchen, KitchenError, SendStatus, SendTicket
 from gateway.routing.orders import OrderValidator, PricedLine, PricedOrder
 from gateway.routing.rules import RouteTable
 
@@ -101,15 +101,24 @@ def kds(
     return k.on_kds(t.ticket_id, version or t.version, action, None, now)
 
 
+# Ack rows a simulated disk holds, per disk (the store keeps them in their own table).
+_ACKS: dict[int, dict[UUID, tuple[UUID, int]]] = {}
+
+
 def snapshot_roundtrip(k: Kitchen, disk: dict[UUID, bytes] | None = None) -> Kitchen:
     """What a restart rebuilds: apply ``take_dirty`` to a simulated disk, restore from it."""
     disk = {} if disk is None else disk
-    snaps, closed = k.take_dirty()
-    disk.update(snaps)
-    for oid in closed:
+    acks = _ACKS.setdefault(id(disk), {})
+    changes = k.take_dirty()
+    disk.update(changes.snapshots)
+    for tid, oid, v in changes.acks:
+        acks[tid] = (oid, max(v, acks.get(tid, (oid, 0))[1]))
+    for oid in changes.closed:
         disk.pop(oid, None)
+        for tid in [t for t, (o, _) in acks.items() if o == oid]:
+            del acks[tid]
     fresh = demo_kitchen()
-    fresh.restore(disk.values())
+    fresh.restore(disk.values(), {tid: v for tid, (_, v) in acks.items()})
     return fresh
 
 
@@ -265,11 +274,6 @@ def test_firing_a_held_course_starts_the_gap_of_the_auto_fired_course_after_it()
     assert [(t.station, t.course) for t in desserts] == [("hot", 3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kitchen.fire_course re-times only later courses that were held (None); a "
-    "later course already scheduled keeps its gap from the old, later time of this course",
-)
 def test_firing_a_course_early_brings_the_next_auto_fired_course_forward() -> None:
     cfg = mini_site(
         courses=[
@@ -341,11 +345,6 @@ def test_modifying_a_line_reschedules_its_course() -> None:
     assert {i.line_id: i.fire_at for i in grill.items} == {"L0": T0, "L1": at(480)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kitchen.void_line never calls _schedule_lines (which now leaves voided lines "
-    "out of the offsets): the rest of the course keeps waiting for a dish nobody cooks",
-)
 def test_voiding_the_longest_line_lets_the_rest_of_the_course_start() -> None:
     k = demo_kitchen()
     order = make_order("ribeye", "fish_chips")  # fish and chips waits 420 s for the ribeye
@@ -407,7 +406,7 @@ def test_voiding_a_line_on_a_ticket_not_yet_sent_sends_no_prep_ticket() -> None:
     assert set(by_place(effects)) == {("expo", None)}
 
 
-def test_voiding_every_line_closes_the_order() -> None:
+def test_voiding_every_line_closes_the_order_once_the_screens_have_the_void() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta", "burrata")
     first = by_place(k.accept(order, "tab-1", T0))
@@ -419,11 +418,19 @@ def test_voiding_every_line_closes_the_order() -> None:
     assert tickets["cold", 1].ticket_id == first["cold", 1].ticket_id
     assert tickets["cold", 1].status is TicketStatus.VOIDED
     assert tickets["expo", None].status is TicketStatus.VOIDED
+    # Open until every screen has acked "take it off": a restart now still resends the void.
+    assert order.order_id in k
+    assert {(t.ticket_id, t.version) for t in k.unacked()} == {
+        (t.ticket_id, t.version) for t in tickets.values()
+    }
+    assert order.order_id in k.take_dirty().snapshots
+    for t in tickets.values():
+        kds(k, t, KdsAction.ACK, at(3))
     assert order.order_id not in k
     assert k.unacked() == []
-    snaps, closed = k.take_dirty()
-    assert closed == {order.order_id}
-    assert order.order_id not in snaps
+    changes = k.take_dirty()
+    assert changes.closed == {order.order_id}
+    assert order.order_id not in changes.snapshots
     with pytest.raises(KitchenError):
         k.void_line(order.order_id, "L0", at(3))
 
@@ -463,7 +470,8 @@ def test_ack_clears_only_a_version_that_was_sent() -> None:
     assert {t.station for t in k.unacked()} == {"expo", "fry"}
 
     kds(k, tickets["fry"], KdsAction.ACK)
-    k.void_line(order.order_id, "L1", at(10))  # fry v2, expo v2
+    # At 3,600 s the cold line has started, so voiding the fry line does not re-time it.
+    k.void_line(order.order_id, "L1", at(3600))  # fry v2, expo v2
     kds(k, tickets["fry"], KdsAction.ACK, version=1)  # an old ack does not clear v2
     assert {(t.station, t.version) for t in k.unacked()} == {("expo", 2), ("fry", 2)}
     kds(k, tickets["expo"], KdsAction.ACK, version=2)
@@ -505,9 +513,9 @@ def test_bumping_every_prep_ticket_makes_the_order_ready_and_the_expo_closes_it(
     assert order.order_id not in k
     assert len(k) == 0
     assert k.unacked() == []
-    snaps, closed = k.take_dirty()
-    assert closed == {order.order_id}
-    assert snaps == {}
+    changes = k.take_dirty()
+    assert changes.closed == {order.order_id}
+    assert changes.snapshots == {}
     # Screens talking about a closed order's tickets are ignored.
     assert kds(k, tickets["cold"], KdsAction.RECALL) == []
 
@@ -534,11 +542,6 @@ def test_a_held_course_keeps_the_order_from_being_ready() -> None:
     assert rec.state is OrderState.IN_KITCHEN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kitchen._line_changed sends a new version of a bumped ticket but leaves "
-    "t.bumped True, so after adding food to a bumped ticket the order stays READY",
-)
 def test_more_food_on_a_bumped_ticket_reopens_it() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta")
@@ -563,11 +566,6 @@ def test_item_done_marks_the_line() -> None:
     assert k.on_kds(uuid4(), 1, KdsAction.BUMP, None, T0) == []  # unknown ticket: ignored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: item_done changes what Kitchen._render shows for the current version without "
-    "a new version: after a restart the same (ticket_id, version) is resent with other content",
-)
 def test_item_done_does_not_change_a_sent_version() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta", "burrata")
@@ -578,12 +576,6 @@ def test_item_done_does_not_change_a_sent_version() -> None:
     assert encoded(k.unacked()) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: modify_line reschedules the whole course; lines on another station's ticket "
-    "already sent get a new fire_at without a new version, so the same (ticket_id, version) "
-    "renders differently (what a restart resends differs from what was sent)",
-)
 def test_a_change_on_one_station_does_not_rewrite_another_stations_sent_version() -> None:
     k = demo_kitchen()
     order = make_order("ribeye", "fish_chips")
@@ -595,20 +587,16 @@ def test_a_change_on_one_station_does_not_rewrite_another_stations_sent_version(
             assert encode(t) == sent_content[t.ticket_id, t.version], t.station
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with no expo station nothing ever closes an order (only the expo bump does), "
-    "so a site without an expo keeps every order open in memory and on disk forever",
-)
 def test_without_an_expo_the_last_prep_bump_closes_the_order() -> None:
     cfg = mini_site(expo=False)
     k = Kitchen(cfg.courses, None)
     order = make_order("soup", "salad", validator=OrderValidator(cfg, RouteTable(cfg)))
-    effects = k.accept(order, "tab-1", T0)
+    effects = k.accept(order, "tab-1", T0) + k.release_due(at(60))  # fire by prep time
     assert {t.station for t in sent(effects)} == {"hot", "cold"}  # no expo ticket
     for t in sent(effects):
         kds(k, t, KdsAction.BUMP, at(300))
     assert order.order_id not in k
+    assert states(effects)[-1] is not OrderState.CLOSED  # closed by the last bump, not before
 
 
 # --- redirects -------------------------------------------------------------------------------
@@ -653,12 +641,6 @@ def test_a_ticket_released_while_its_station_is_redirected_goes_to_the_backup() 
     assert (grill.station, grill.redirected_from) == ("fry", "grill")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kitchen.redirect sets redirected_from to the screen the ticket was on, not "
-    "to its home station: when both stations of a backup pair go silent, the ticket goes back "
-    "to its own (silent) screen labelled as redirected from the other one",
-)
 def test_redirected_from_always_names_the_home_station() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta")  # cold; cold and pastry back each other up
@@ -731,13 +713,14 @@ def test_take_dirty_reports_each_change_once() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta")
     k.accept(order, "tab-1", T0)
-    snaps, closed = k.take_dirty()
-    assert set(snaps) == {order.order_id}
-    assert closed == set()
-    assert k.take_dirty() == ({}, set())
+    changes = k.take_dirty()
+    assert set(changes.snapshots) == {order.order_id}
+    assert changes.closed == set()
+    assert k.take_dirty() == Changes({}, set(), [])
     (cold,) = [t for t in k.unacked() if t.station == "cold"]
     kds(k, cold, KdsAction.ACK)
-    assert set(k.take_dirty()[0]) == {order.order_id}  # an ack is state a restart needs
+    # An ack is state a restart needs, written as one small row, not a new snapshot.
+    assert k.take_dirty() == Changes({}, set(), [(cold.ticket_id, order.order_id, 1)])
 
 
 # --- routing properties ----------------------------------------------------------------------

@@ -738,12 +738,6 @@ def test_a_command_delivered_twice_in_one_batch_applies_once(tmp_path: Path) -> 
     run(cfg, tmp_path / "g.db", scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: voiding every line closes the order in the same batch (Kitchen._close, "
-    "orders.open = 0), so the voided ticket versions are not in open_orders and a restart "
-    "never resends them: a screen that missed them keeps showing food nobody wants",
-)
 def test_the_voided_versions_of_a_voided_order_survive_a_restart(tmp_path: Path) -> None:
     cfg = site(tmp_path)
     path = tmp_path / "g.db"
