@@ -189,6 +189,38 @@ class Route(Frozen):
         return self
 
 
+class WriteRange(Frozen):
+    """Values a write may set (engineering units, inclusive)."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            msg = "write.min must not be greater than write.max"
+            raise ValueError(msg)
+        return self
+
+
+class DeviceInstance(Frozen):
+    """One appliance or sensor at the site; what it exposes comes from its profile.
+
+    Modbus devices give ``host``/``port``/``unit``; MQTT sensor nodes publish as ``id``.
+    ``writes`` may narrow the profile's write ranges (point id -> range), never widen them.
+    """
+
+    id: Ident
+    profile: Ident
+    station: Ident | None = None
+    location: str = ""
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = None
+    port: int = Field(default=502, ge=1, le=65_535)
+    unit: int = Field(default=1, ge=0, le=247)
+    poll_s: float | None = Field(default=None, gt=0, le=3600)
+    writes: dict[str, WriteRange] = Field(default_factory=dict)
+
+
 class Tables(Frozen):
     """The tables orders may name: explicit ids, or ``count`` tables named ``prefix`` + n."""
 
@@ -216,6 +248,9 @@ class SiteConfig(Frozen):
     modifiers: tuple[Modifier, ...] = ()
     items: tuple[Item, ...] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
+    devices: tuple[DeviceInstance, ...] = ()
+    #: Extra directories of device profiles (the built-in ones are always loaded).
+    devices_profiles: tuple[Path, ...] = ()
 
     @property
     def client_id(self) -> str:

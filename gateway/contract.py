@@ -293,6 +293,7 @@ class DeviceState(StrEnum):
     """Online state; ``offline`` is also every client's last will."""
 
     ONLINE = "online"
+    DEGRADED = "degraded"  # answering, but some reads fail or come late (appliances)
     OFFLINE = "offline"
 
 

@@ -460,7 +460,13 @@ class OrderService:
             if silent and station not in self._silent:
                 self._silent.add(station)
                 backup = self._backups.get(station)
-                where = f"its tickets now go to {backup}" if backup else "it has no backup"
+                if backup is None:
+                    where = "it has no backup"
+                elif backup in self._silent:
+                    where = f"its backup {backup} is silent too: nobody sees these tickets"
+                    backup = None
+                else:
+                    where = f"its tickets now go to {backup}"
                 log.warning("screen at %s silent for %.0f s: %s", station, mono - seen, where)
                 outs.append(
                     self._alert(

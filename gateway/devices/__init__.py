@@ -1,0 +1,1 @@
+"""Appliances and sensors: device profiles, register codecs, Modbus polling, guarded writes."""

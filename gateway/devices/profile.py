@@ -1,0 +1,231 @@
+"""Device profiles: one data file (TOML) per model of appliance or sensor, validated here.
+
+A profile says what a device exposes, never where it is: the site file lists device instances
+(``[[devices]]``: id, profile, host/port/unit or MQTT id, station, location) that point at a
+profile by id. Profiles ship in ``gateway/devices/profiles/`` and a site may add its own
+directories (``devices_profiles`` in the site file).
+
+A Modbus point names its table, address, type, byte and word order, scale and offset, unit, poll
+interval and access. Engineering value = raw * scale + offset. Writes are refused unless the point
+is ``access = "rw"`` and has a ``write`` range; a site may only narrow that range.
+
+An MQTT profile lists the payload fields a sensor node publishes, with their types and plausible
+ranges; readings outside them are rejected like any bad input.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.config import Ident, WriteRange, problems_from_validation
+from gateway.errors import ConfigError, ConfigProblem
+
+#: Where the profiles that ship with the gateway live.
+BUILTIN_PROFILES = Path(__file__).with_name("profiles")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Table(StrEnum):
+    """The four Modbus data tables."""
+
+    HOLDING = "holding"  # 16-bit registers, read/write (function codes 3, 6, 16)
+    INPUT = "input"  # 16-bit registers, read-only (function code 4)
+    COIL = "coil"  # bits, read/write (function codes 1, 5, 15)
+    DISCRETE = "discrete"  # bits, read-only (function code 2)
+
+    @property
+    def is_bits(self) -> bool:
+        """Coils and discrete inputs hold single bits, not registers."""
+        return self in (Table.COIL, Table.DISCRETE)
+
+
+class PointType(StrEnum):
+    """How a point's registers become a value."""
+
+    U16 = "u16"
+    I16 = "i16"
+    U32 = "u32"
+    I32 = "i32"
+    F32 = "f32"
+    F64 = "f64"
+    BIT = "bit"  # one bit of a register (``bit`` = 0..15), or a coil / discrete input
+    STRING = "string"  # ``length`` registers of ASCII, two characters each
+
+    def registers(self, length: int = 1) -> int:
+        """How many 16-bit registers a value of this type spans."""
+        if self is PointType.STRING:
+            return length
+        return {"u32": 2, "i32": 2, "f32": 2, "f64": 4}.get(self.value, 1)
+
+
+Order = Literal["big", "little"]
+
+
+class ModbusPoint(_Frozen):
+    """One value a Modbus device exposes."""
+
+    id: Ident
+    name: str
+    table: Table
+    address: int = Field(ge=0, le=65_535)
+    type: PointType = PointType.U16
+    bit: int | None = Field(default=None, ge=0, le=15)
+    length: int = Field(default=1, ge=1, le=64)  # registers, for strings
+    byte_order: Order | None = None  # None: the profile's default
+    word_order: Order | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    poll_s: float | None = Field(default=None, gt=0, le=3600)
+    access: Literal["r", "rw"] = "r"
+    write: WriteRange | None = None
+    enum: dict[str, str] = Field(default_factory=dict)  # raw value (as text) -> label
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.table.is_bits and self.type is not PointType.BIT:
+            msg = f"a {self.table.value} point is a single bit: set type = 'bit'"
+            raise ValueError(msg)
+        if self.type is PointType.BIT and not self.table.is_bits and self.bit is None:
+            msg = "a bit in a register needs 'bit' (0..15)"
+            raise ValueError(msg)
+        if self.access == "rw" and self.table in (Table.INPUT, Table.DISCRETE):
+            msg = f"{self.table.value} points are read-only by protocol: use access = 'r'"
+            raise ValueError(msg)
+        if self.write is not None and self.access != "rw":
+            msg = "a write range needs access = 'rw'"
+            raise ValueError(msg)
+        if self.access == "rw" and self.write is None:
+            msg = "a writable point needs a write range (write = { min = .., max = .. })"
+            raise ValueError(msg)
+        if self.address + self.registers - 1 > 65_535:
+            msg = "the point runs past register 65535"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def registers(self) -> int:
+        """Registers (or bits, for coil/discrete tables) this point spans."""
+        return 1 if self.table.is_bits else self.type.registers(self.length)
+
+
+class ModbusSettings(_Frozen):
+    """How to talk to a model of Modbus device."""
+
+    byte_order: Order = "big"
+    word_order: Order = "big"
+    max_registers_per_read: int = Field(default=60, ge=1, le=125)  # protocol limit is 125
+    max_bits_per_read: int = Field(default=256, ge=1, le=2000)
+    max_gap: int = Field(default=8, ge=0, le=100)  # unused registers a merged read may span
+    poll_s: float = Field(default=1.0, gt=0, le=3600)
+    timeout_s: float = Field(default=0.5, gt=0, le=30)
+    writes_per_minute: int = Field(default=30, ge=0, le=6000)
+
+
+class MqttField(_Frozen):
+    """One field of an MQTT sensor node's JSON payload."""
+
+    id: Ident
+    name: str
+    type: Literal["float", "int", "bool", "str"] = "float"
+    unit: str = ""
+    min: float | None = None  # plausible range: a reading outside it is rejected
+    max: float | None = None
+    required: bool = True
+
+
+class DeviceKind(StrEnum):
+    """What a device is, for people and for the services that consume it."""
+
+    FRYER = "fryer"
+    OVEN = "oven"
+    FRIDGE = "fridge"
+    FREEZER = "freezer"
+    DISHWASHER = "dishwasher"
+    SCALE = "scale"
+    LEVEL = "level"
+    PROBE = "probe"
+
+
+class ProfileInfo(_Frozen):
+    """Who made the device and what it is."""
+
+    id: Ident
+    vendor: str
+    model: str
+    kind: DeviceKind
+    protocol: Literal["modbus", "mqtt"]
+    description: str = ""
+
+
+class Profile(_Frozen):
+    """A whole device profile file."""
+
+    profile: ProfileInfo
+    modbus: ModbusSettings | None = None
+    points: tuple[ModbusPoint, ...] = ()
+    fields: tuple[MqttField, ...] = ()
+
+    @model_validator(mode="after")
+    def _protocol_parts(self) -> Self:
+        if self.profile.protocol == "modbus":
+            if not self.points or self.fields:
+                msg = "a modbus profile has [[points]] and no [[fields]]"
+                raise ValueError(msg)
+            ids = [p.id for p in self.points]
+        else:
+            if not self.fields or self.points or self.modbus is not None:
+                msg = "an mqtt profile has [[fields]] and no [[points]] or [modbus]"
+                raise ValueError(msg)
+            ids = [f.id for f in self.fields]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            msg = f"duplicate point ids: {', '.join(dupes)}"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def settings(self) -> ModbusSettings:
+        """Modbus settings (defaults when the file has no [modbus] table)."""
+        return self.modbus or ModbusSettings()
+
+    def point(self, point_id: str) -> ModbusPoint | None:
+        """A Modbus point by id."""
+        return next((p for p in self.points if p.id == point_id), None)
+
+
+def load_profile(path: Path) -> Profile:
+    """Read and validate one profile file; ConfigError lists every problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", err.strerror or str(err), "check the path")]
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", f"not valid TOML: {err}", "fix the syntax")]
+        ) from None
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(path, problems_from_validation(err)) from None
+
+
+def load_profiles(dirs: tuple[Path, ...] = ()) -> dict[str, Profile]:
+    """Every profile in the built-in directory and ``dirs`` (later ones win), by id."""
+    profiles: dict[str, Profile] = {}
+    for d in (BUILTIN_PROFILES, *dirs):
+        for path in sorted(d.glob("*.toml")):
+            p = load_profile(path)
+            profiles[p.profile.id] = p
+    return profiles
