@@ -279,7 +279,11 @@ class OrderState(StrEnum):
 
 
 class OrderStatusUpdate(Outbound):
-    """Published on every state change of an order."""
+    """An order's current state, published when it changes.
+
+    Each update carries the whole state, so a state that is at once superseded (``accepted``
+    followed by ``in_kitchen`` when the first tickets fire immediately) may not be published.
+    """
 
     order_id: UUID
     table: str

@@ -247,7 +247,7 @@ class OrderService:
         for token in tokens:
             self._outbox.ack(token)
         now = time.monotonic()
-        for out in outs:
+        for out in _latest_status_only(outs):
             if isinstance(out, TicketOut):
                 self._track(out.ticket, now + self._cfg.delivery.resend_after_s)
                 self.stats.tickets_sent += 1
@@ -535,4 +535,23 @@ class _InvalidLine(Exception):
 def _outbound(effects: list[Effect]) -> list[OutboundEvent]:
     return [
         TicketOut(e.ticket) if isinstance(e, SendTicket) else StatusOut(e.update) for e in effects
+    ]
+
+
+def _latest_status_only(outs: list[OutboundEvent]) -> list[OutboundEvent]:
+    """Drop an order's status updates that a later one in the same batch supersedes.
+
+    Each update carries the whole current state, so "accepted" followed at once by "in_kitchen"
+    only needs the second: one message less per order on the busiest path.
+    """
+    last: dict[UUID, int] = {}
+    for n, out in enumerate(outs):
+        if isinstance(out, StatusOut):
+            last[out.update.order_id] = n
+    if len(last) == sum(isinstance(o, StatusOut) for o in outs):
+        return outs
+    return [
+        o
+        for n, o in enumerate(outs)
+        if not isinstance(o, StatusOut) or last[o.update.order_id] == n
     ]

@@ -161,28 +161,35 @@ class Store:
         db = self._db
         try:
             db.execute("BEGIN")
-            db.executemany(
-                "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?)",
-                [(str(o), d, r, now) for o, d, r in batch.replies],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO orders VALUES (?, 1, ?, ?)",
-                [(str(o), s, now) for o, s in batch.snapshots.items()],
-            )
-            db.executemany(
-                "INSERT INTO acks VALUES (?, ?, ?) ON CONFLICT(ticket_id) "
-                "DO UPDATE SET version = max(version, excluded.version)",
-                [(str(t), str(o), v) for t, o, v in batch.acks],
-            )
-            db.executemany(
-                "UPDATE orders SET open = 0, at = ? WHERE order_id = ?",
-                [(now, str(o)) for o in batch.closed],
-            )
-            db.executemany("DELETE FROM acks WHERE order_id = ?", [(str(o),) for o in batch.closed])
-            db.executemany(
-                "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",
-                [(str(c), r, now) for c, r in batch.commands],
-            )
+            # Empty statements are skipped: most batches carry one or two kinds of change.
+            if batch.replies:
+                db.executemany(
+                    "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?)",
+                    [(str(o), d, r, now) for o, d, r in batch.replies],
+                )
+            if batch.snapshots:
+                db.executemany(
+                    "INSERT OR REPLACE INTO orders VALUES (?, 1, ?, ?)",
+                    [(str(o), snap, now) for o, snap in batch.snapshots.items()],
+                )
+            if batch.acks:
+                db.executemany(
+                    "INSERT INTO acks VALUES (?, ?, ?) ON CONFLICT(ticket_id) "
+                    "DO UPDATE SET version = max(version, excluded.version)",
+                    [(str(t), str(o), v) for t, o, v in batch.acks],
+                )
+            if batch.closed:
+                closed = [(str(o),) for o in batch.closed]
+                db.executemany(
+                    "UPDATE orders SET open = 0, at = ? WHERE order_id = ?",
+                    [(now, o) for (o,) in closed],
+                )
+                db.executemany("DELETE FROM acks WHERE order_id = ?", closed)
+            if batch.commands:
+                db.executemany(
+                    "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",
+                    [(str(c), r, now) for c, r in batch.commands],
+                )
             db.execute("COMMIT")
         except sqlite3.Error as err:
             self._rollback()

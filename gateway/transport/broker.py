@@ -8,7 +8,8 @@ Mosquitto; it is slower and speaks MQTT 3.1.1 only.
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -61,12 +62,31 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path.name} empty)"
 
 
-def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
-    # Last-resort cleanup (garbage collection or interpreter exit): a broker must never outlive
-    # the object that started it, or the next test run finds its port taken.
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+class _Resources:
+    """What a MosquittoProcess owns, apart from it, so a finalizer can free it.
+
+    The finalizer is the last resort (garbage collection or interpreter exit): a broker must
+    never outlive the object that started it, or the next run finds its port taken.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="gateway-mosquitto-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def end_process(self, sig: signal.Signals, timeout_s: float) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def release(self) -> None:
+        self.end_process(signal.SIGKILL, 5.0)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class MosquittoProcess:
@@ -108,13 +128,13 @@ class MosquittoProcess:
         self._binary = binary
         self.port = port if port is not None else free_port()
         self._start_timeout_s = start_timeout_s
-        self.dir = Path(tempfile.mkdtemp(prefix="gateway-mosquitto-"))
+        self._res = _Resources()
+        self._release = weakref.finalize(self, self._res.release)
+        self.dir = self._res.dir
         self.config_path = self.dir / "mosquitto.conf"
         self.log_path = self.dir / "mosquitto.log"
         self.persistence_path = self.dir / "mosquitto.db"
         self._stderr_path = self.dir / "stderr.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
         self.config_path.write_text(self._config(max_inflight_messages))
 
     def _config(self, max_inflight_messages: int) -> str:
@@ -139,7 +159,7 @@ class MosquittoProcess:
                 # file in our root-owned temp dir. Running as the current user instead needs no
                 # chown, works whether or not a `mosquitto` account exists, and never gives the
                 # broker more privilege than the process that started it. Ignored when not root.
-                f"user {getpass.getuser()}",
+                f"user {pwd.getpwuid(os.getuid()).pw_name}",
                 "",
             ]
         )
@@ -152,7 +172,7 @@ class MosquittoProcess:
     @property
     def running(self) -> bool:
         """Whether the broker process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._res.proc is not None and self._res.proc.poll() is None
 
     def start(self) -> None:
         """Start the broker and return once its port accepts TCP connections.
@@ -173,8 +193,7 @@ class MosquittoProcess:
                 stdout=stderr,
                 stderr=stderr,
             )
-        self._proc = proc
-        self._finalizer = weakref.finalize(self, _kill_quietly, proc)
+        self._res.proc = proc
         deadline = time.monotonic() + self._start_timeout_s
         while True:
             if proc.poll() is not None:
@@ -200,29 +219,14 @@ class MosquittoProcess:
 
     def kill(self) -> None:
         """Kill the broker with SIGKILL (no persistence write) and wait for it to exit."""
-        self._end(signal.SIGKILL, 5.0)
+        self._res.end_process(signal.SIGKILL, 5.0)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the broker with SIGTERM, which makes it write its persistence file.
 
         Falls back to SIGKILL if it has not exited within ``timeout_s``.
         """
-        self._end(signal.SIGTERM, timeout_s)
-
-    def _end(self, sig: signal.Signals, timeout_s: float) -> None:
-        proc, self._proc = self._proc, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._res.end_process(signal.SIGTERM, timeout_s)
 
     def restart(self) -> None:
         """Stop the broker if it runs, then start it on the same port with the same data dir."""
@@ -230,18 +234,18 @@ class MosquittoProcess:
         self.start()
 
     def close(self) -> None:
-        """Stop the broker and delete its directory."""
+        """Stop the broker (cleanly) and delete its directory."""
         try:
             self.stop()
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._release()
 
     def __enter__(self) -> Self:
         """Start the broker."""
         try:
             self.start()
         except BaseException:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._release()
             raise
         return self
 

@@ -2,7 +2,7 @@
 
 This is the only module that imports paho, and where its errors become ``gateway.errors``.
 paho's socket callbacks register its socket with the running loop (``add_reader``/``add_writer``);
-named tasks send keepalives and reconnect with capped, jittered backoff. Acknowledgements are
+``Link`` (in ``link``) keeps it connected with backoff and keepalive ticks. Acknowledgements are
 manual: a QoS 1 message is PUBACKed only when the caller calls ``ack()`` after its durable commit,
 so a crash before the commit makes the broker redeliver it (``RELIABILITY.md``).
 
@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from gateway.errors import TransportError
 from gateway.transport.connect import ConnectRefused, open_tcp
 from gateway.transport.deliveries import Deliveries
+from gateway.transport.fastio import FastIO
 from gateway.transport.link import Link
 from gateway.transport.messages import InboundMessage, MessageHandler, MqttStats, Will
 from gateway.transport.url import parse_broker_url
@@ -54,7 +55,7 @@ _MAX_PENDING = 60_000  # paho's packet ids are 16-bit; leave room for SUBSCRIBE 
 _CLOSE_TIMEOUT_S = 1.0
 
 
-class _Paho(paho.Client):
+class _Paho(FastIO, paho.Client):
     """paho's client plus the hooks the adapter needs; they touch paho internals (pinned <3).
 
     paho's own connect resolves the name and connects a blocking socket, which would stall the
@@ -82,6 +83,18 @@ class _Paho(paho.Client):
 def _check(rc: MQTTErrorCode) -> None:
     if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
         raise ConnectionError(paho.error_string(rc))
+
+
+def _check_filter(topic_filter: str, qos: int) -> None:
+    levels = topic_filter.split("/")
+    if (
+        not topic_filter
+        or qos not in (0, 1, 2)
+        or "\0" in topic_filter
+        or any(("+" in lv and lv != "+") or ("#" in lv and lv != "#") for lv in levels)
+        or "#" in levels[:-1]
+    ):
+        raise TransportError(f"invalid subscription {topic_filter!r} (QoS {qos})")
 
 
 class MqttClient(Link):
@@ -219,6 +232,7 @@ class MqttClient(Link):
         Raises:
             TransportError: the filter or QoS is invalid.
         """
+        _check_filter(topic_filter, qos)  # now, not in the reconnect task where it would crash
         self._subscriptions[topic_filter] = qos
         if self._connected:
             self._send_subscribe([(topic_filter, qos)])
@@ -402,13 +416,18 @@ class MqttClient(Link):
     def _on_socket_open(self, _c: paho.Client, _u: Any, sock: Any) -> None:
         # Nagle's algorithm stalls QoS 1 request/ack flows by ~40 ms (MEASURED.md).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._paho.reset_buffer()
         assert self._loop is not None
         self._loop.add_reader(sock, self._on_readable)
 
     def _on_readable(self) -> None:
         self._paho.loop_read()
+        # loop_read stops after a few packets; what FastIO already buffered would otherwise
+        # wait for the socket to become readable again.
+        while self._paho.buffered() and self._paho.socket() is not None:
+            self._paho.loop_read()
         # Acks and republishes made while handling what was read go out now, in this loop
-        # iteration, rather than after a round through add_writer (what paho's own loop does).
+        # iteration, as paho's own loop does, not one round trip through add_writer later.
         if self._paho.want_write():
             self._paho.loop_write()
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 import uvloop
 
-from gateway.errors import BrokerUnavailable
+from gateway.errors import BrokerUnavailable, TransportError
 from gateway.transport.broker import MosquittoProcess, free_port
 from gateway.transport.mqtt import InboundMessage, MqttClient, Will
 
@@ -90,6 +90,22 @@ def test_round_trip_and_entering_means_ready(broker: MosquittoProcess) -> None:
             await wait_until(lambda: pub.stats.pending_publishes == 0)
             assert pub.stats.published == 2
             assert sub.stats.received == 2
+
+    run(main())
+
+
+@pytest.mark.parametrize(("topic_filter", "qos"), [("", 1), ("a/#/b", 1), ("a/b+", 1), ("a", 3)])
+def test_invalid_subscription_is_refused_up_front(topic_filter: str, qos: int) -> None:
+    client = MqttClient("mqtt://127.0.0.1:1", "c")
+    with pytest.raises(TransportError, match="invalid subscription"):
+        client.subscribe(topic_filter, qos)
+
+
+def test_invalid_publish_topic_is_a_transport_error(broker: MosquittoProcess) -> None:
+    async def main() -> None:
+        async with MqttClient(broker.url, "c") as client:
+            with pytest.raises(TransportError, match="cannot publish"):
+                client.publish("orders/+", b"x")
 
     run(main())
 

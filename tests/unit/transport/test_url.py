@@ -48,6 +48,7 @@ def test_accepted(url: str, expected: BrokerAddress) -> None:
         ("mqtt://h?protocol=4&protocol=5", "protocol must be"),
         ("mqtt://h?qos=1", "unknown option"),
         ("mqtt://h?protocol", "bad query"),
+        ("mqtt://h?=", "protocol must be"),  # parses to no fields; once a KeyError
         ("mqtt://[::1", "Invalid IPv6"),
     ],
 )
