@@ -45,6 +45,7 @@ class MqttBridge:
         self._max = max_payload
         self._submit: Callable[[InboundEvent], None] | None = None
         self.unroutable = 0
+        self.foreign_response_topics = 0
 
     def attach(self, submit: Callable[[InboundEvent], None]) -> None:
         """Start feeding ``submit`` and subscribe to the inbound topics."""
@@ -64,7 +65,15 @@ class MqttBridge:
             return
         kind, ident, leaf = parsed
         if kind == "tablet" and leaf in ("orders", "commands"):
-            route = ReplyRoute(ident, msg.response_topic, msg.correlation_data)
+            response_topic = msg.response_topic
+            if response_topic is not None and not response_topic.startswith(
+                self.topics.tablet(ident, "")
+            ):
+                # A tablet may only have replies sent below its own topics: otherwise any
+                # tablet could make the gateway publish tickets to a kitchen screen.
+                self.foreign_response_topics += 1
+                response_topic = None
+            route = ReplyRoute(ident, response_topic, msg.correlation_data)
             if leaf == "orders":
                 submit(OrderIn(decode_order(msg.payload, self._max), route, msg))
             else:

@@ -145,7 +145,7 @@ class KitchenScreens:
                 self.clients[station] = client
                 client.set_handler(functools.partial(self._on_message, station))
                 client.subscribe(self._topics.kds(station, "tickets"), qos=1)
-            for station, client in self.clients.items():
+                # Ready means subscribed: a ticket or reply sent from now on reaches us.
                 status = self._topics.device_status(self.device(station))
                 await subscribed(client, status, self._echo[station])
             tg = await stack.enter_async_context(asyncio.TaskGroup())

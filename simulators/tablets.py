@@ -158,9 +158,8 @@ class TabletFleet:
                 client.set_handler(functools.partial(self._on_message, device))
                 for leaf in ("replies", "command_replies", self._leaf):
                     client.subscribe(self._topics.tablet(device, leaf), qos=1)
-            for device, client in self.clients.items():
-                status = self._topics.device_status(device)
-                await subscribed(client, status, self._echo[device])
+                # Ready means subscribed: a ticket or reply sent from now on reaches us.
+                await subscribed(client, self._topics.device_status(device), self._echo[device])
             tg = await stack.enter_async_context(asyncio.TaskGroup())
             self._timer_task = tg.create_task(
                 self._timers.run(self._on_timer), name="tablets-timers"

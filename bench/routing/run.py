@@ -87,7 +87,10 @@ def measure(url: str, proc: subprocess.Popen[str], duration: float) -> tuple[lis
     ps = psutil.Process(proc.pid)
     peak_rss = 0.0
     for rate in RATES:
+        c0 = sum(ps.cpu_times()[:2])
         res = load(url, rate, duration)
+        # CPU per order is steadier than wall-clock rates on a shared machine.
+        res["cpu_us_per_order"] = round(1e6 * (sum(ps.cpu_times()[:2]) - c0) / max(res["replies"], 1))
         peak_rss = max(peak_rss, ps.memory_info().rss / 2**20)
         results.append(res)
         time.sleep(1.0)
@@ -150,20 +153,25 @@ def main() -> None:
         null_res, _ = measure(broker.url, null, a.duration)
         null.terminate()
         null.wait()
+    # A fresh broker: the gateway's session on the first one holds everything the null-router
+    # phase queued for it, which a restart would have to work through first.
+    with MosquittoProcess() as broker:
         restart = restart_time(broker.url, a.durability)
     print(f"## bench/routing, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, durability={a.durability}")
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {a.duration:.0f} s per rate\n")
     print("| target orders/s | gateway orders/s | null orders/s | ratio | gw reply p50/p99 ms "
-          "| gw ticket p50/p99 ms | null ticket p50/p99 ms | added p99 ms | gw lost |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| gw ticket p50/p99 ms | null ticket p50/p99 ms | added p99 ms | gw lost "
+          "| gw / null CPU us per order |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for g, n in zip(gw_res, null_res, strict=True):
         ratio = g["orders_per_s"] / n["orders_per_s"] if n["orders_per_s"] else 0
         added = (g["ticket_ms_p99"] or 0) - (n["ticket_ms_p99"] or 0)
         label = "max" if g["rate_target"] == 0 else f"{g['rate_target']:.0f}"
         print(f"| {label} | {g['orders_per_s']} | {n['orders_per_s']} | {ratio:.2f} "
               f"| {g['reply_ms_p50']}/{g['reply_ms_p99']} | {g['ticket_ms_p50']}/{g['ticket_ms_p99']} "
-              f"| {n['ticket_ms_p50']}/{n['ticket_ms_p99']} | {added:.2f} | {g['lost']} |")
+              f"| {n['ticket_ms_p50']}/{n['ticket_ms_p99']} | {added:.2f} | {g['lost']} "
+              f"| {g['cpu_us_per_order']} / {n['cpu_us_per_order']} |")
     print(f"\ngateway peak RSS: {gw_rss:.1f} MiB; restart after kill -9 to first resent ticket: "
           f"{restart * 1000:.0f} ms (process start included)")
     print("\nraw:", json.dumps({"gateway": gw_res, "null": null_res}))

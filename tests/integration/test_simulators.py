@@ -522,8 +522,10 @@ def test_last_will_fires_when_a_simulator_is_killed(broker, tmp_path, module, de
             try:
                 await raw.wait_for(lambda: DeviceState.ONLINE in _status(raw, device), 15)
             finally:
-                proc.send_signal(signal.SIGKILL)
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGKILL)
                 await proc.wait()
+            assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr.log").read_text()
             await raw.wait_for(lambda: _status(raw, device)[-1:] == [DeviceState.OFFLINE], 10)
 
     asyncio.run(main())

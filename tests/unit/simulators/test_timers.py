@@ -18,7 +18,7 @@ def test_items_fire_in_due_order_and_late_additions_wake_the_runner() -> None:
             fired.append(item)
             if item == "again":
                 timers.after(0.0, "last")
-            if item == "last":
+            if item == "c":
                 done.set()
 
         timers.after(0.06, "c")
