@@ -81,8 +81,8 @@ class ModbusPoint(_Frozen):
     length: int = Field(default=1, ge=1, le=64)  # registers, for strings
     byte_order: Order | None = None  # None: the profile's default
     word_order: Order | None = None
-    scale: float = 1.0
-    offset: float = 0.0
+    scale: float = Field(default=1.0, allow_inf_nan=False)
+    offset: float = Field(default=0.0, allow_inf_nan=False)
     unit: str = ""
     poll_s: float | None = Field(default=None, gt=0, le=3600)
     access: Literal["r", "rw"] = "r"
@@ -106,6 +106,20 @@ class ModbusPoint(_Frozen):
             raise ValueError(msg)
         if self.access == "rw" and self.write is None:
             msg = "a writable point needs a write range (write = { min = .., max = .. })"
+            raise ValueError(msg)
+        if self.scale == 0:
+            msg = "scale must not be 0 (every raw value would read as the offset)"
+            raise ValueError(msg)
+        if self.access == "rw" and self.type is PointType.BIT and not self.table.is_bits:
+            # Setting one bit would overwrite the other 15 with whatever we last read.
+            msg = "a bit inside a holding register cannot be written safely: use a coil"
+            raise ValueError(msg)
+        if (
+            self.table.is_bits
+            and self.write is not None
+            and (self.write.min < 0 or self.write.max > 1)
+        ):
+            msg = "a coil's write range is within 0..1"
             raise ValueError(msg)
         if self.address + self.registers - 1 > 65_535:
             msg = "the point runs past register 65535"
@@ -189,8 +203,16 @@ class Profile(_Frozen):
             ids = [f.id for f in self.fields]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            msg = f"duplicate point ids: {', '.join(dupes)}"
+            what = "point" if self.profile.protocol == "modbus" else "field"
+            msg = f"duplicate {what} ids: {', '.join(dupes)}"
             raise ValueError(msg)
+        s = self.settings
+        for p in self.points:
+            limit = s.max_bits_per_read if p.table.is_bits else s.max_registers_per_read
+            if p.registers > limit:
+                # A value split over two reads could tear (half old, half new).
+                msg = f"point {p.id} spans {p.registers} registers, over the read limit {limit}"
+                raise ValueError(msg)
         return self
 
     @property
