@@ -328,4 +328,22 @@ def load_site(path: Path) -> SiteConfig:
         raise ConfigError(
             path, [ConfigProblem("(file)", f"not valid TOML: {err}", "fix the syntax")]
         ) from None
-    return parse_site(data, path)
+    return _relative_to(parse_site(data, path), path.parent)
+
+
+def _relative_to(cfg: SiteConfig, base: Path) -> SiteConfig:
+    """Resolve the file's relative paths against its own directory, not the working directory.
+
+    ``gateway run --config /etc/gateway/site.toml`` started from ``/`` must not put its state in
+    ``/state``. Paths given on the command line stay relative to where the command runs.
+    """
+
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    state = cfg.state.model_copy(update={"dir": fix(cfg.state.dir)})
+    mqtt = cfg.mqtt
+    if mqtt.password_file is not None:
+        mqtt = mqtt.model_copy(update={"password_file": fix(mqtt.password_file)})
+    dirs = tuple(fix(d) for d in cfg.devices_profiles)
+    return cfg.model_copy(update={"state": state, "mqtt": mqtt, "devices_profiles": dirs})

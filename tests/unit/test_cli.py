@@ -151,7 +151,8 @@ def demo_site() -> SiteConfig:
 def test_file_values_stand_without_flags_or_environment(demo_site: SiteConfig) -> None:
     cfg = effective_config(demo_site, {})
     assert cfg.mqtt.url == "mqtt://127.0.0.1:1883"
-    assert cfg.state.dir == Path("state")
+    # The file says "state": relative to the site file's folder, not to where the command runs.
+    assert cfg.state.dir == DEMO.parent / "state"
 
 
 def test_environment_overrides_the_file(demo_site: SiteConfig) -> None:
@@ -177,7 +178,7 @@ def test_one_flag_and_one_variable_combine(demo_site: SiteConfig) -> None:
 
 def test_empty_environment_values_count_as_unset(demo_site: SiteConfig) -> None:
     cfg = effective_config(demo_site, {"GATEWAY_MQTT_URL": "", "GATEWAY_STATE_DIR": ""})
-    assert (cfg.mqtt.url, cfg.state.dir) == ("mqtt://127.0.0.1:1883", Path("state"))
+    assert (cfg.mqtt.url, cfg.state.dir) == ("mqtt://127.0.0.1:1883", DEMO.parent / "state")
 
 
 # --- contract -------------------------------------------------------------------------------

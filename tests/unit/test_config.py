@@ -337,3 +337,17 @@ def test_with_overrides_returns_a_new_config(tmp_path: Path) -> None:
 def test_dining_values_are_the_wire_values() -> None:
     assert [d.value for d in Dining] == ["dine_in", "takeaway", "delivery"]
     assert isinstance(SiteConfig.model_json_schema(), dict)
+
+
+def test_relative_paths_in_a_site_file_are_relative_to_that_file(tmp_path: Path) -> None:
+    site_dir = tmp_path / "etc" / "gateway"
+    site_dir.mkdir(parents=True)
+    text = DEMO.read_text(encoding="utf-8")
+    text = text.replace('dir = "state"', 'dir = "var/state"')
+    text = text.replace("[mqtt]\n", '[mqtt]\npassword_file = "mqtt.pw"\n')
+    (site_dir / "site.toml").write_text(text)
+    cfg = load_site(site_dir / "site.toml")
+    assert cfg.state.dir == site_dir / "var" / "state"
+    assert cfg.mqtt.password_file == site_dir / "mqtt.pw"
+    absolute = load_site(site_dir / "site.toml").with_overrides(state_dir=Path("/srv/state"))
+    assert absolute.state.dir == Path("/srv/state")
