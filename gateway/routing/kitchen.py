@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasses' annotations
 from gateway.contract import (
@@ -83,9 +83,10 @@ class TicketState:
     bumped: bool = False
     redirected_from: str | None = None
     status: TicketStatus = TicketStatus.FIRED
-    # The latest version exactly as sent: a resend (also after a restart) repeats these bytes,
-    # whatever changed in the order since, so one (ticket_id, version) has one content.
-    sent: Ticket | None = None
+    # The latest version exactly as sent: a resend (also after a restart) repeats it, whatever
+    # changed in the order since, so one (ticket_id, version) has one content. It is persisted
+    # once per version in its own table, not in every snapshot of the order.
+    sent: Annotated[Ticket | None, Field(exclude=True)] = None
 
 
 @dataclass(slots=True)
@@ -125,11 +126,19 @@ class SendTicket:
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What a batch must persist: order snapshots, closed orders, and acks (ticket, order, v)."""
+    """What a batch must persist.
+
+    Attributes:
+        snapshots: order id -> the order's state (without its sent tickets).
+        closed: orders that left the kitchen.
+        acks: (ticket id, order id, version) acknowledged by screens.
+        tickets: (ticket id, order id, version, the version as sent) for each new version.
+    """
 
     snapshots: dict[UUID, bytes]
     closed: set[UUID]
     acks: list[tuple[UUID, UUID, int]]
+    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +173,7 @@ class Kitchen:
         self._dirty: set[UUID] = set()
         self._closed: set[UUID] = set()
         self._acks: dict[UUID, tuple[UUID, int]] = {}
+        self._sent: dict[UUID, tuple[UUID, Ticket]] = {}
         self.redirects: dict[str, str] = {}
 
     # --- queries --------------------------------------------------------------------------
@@ -215,17 +225,35 @@ class Kitchen:
         snaps = {oid: _RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
         # An ack of an order whose snapshot is written anyway needs no row of its own.
         acks = [(tid, oid, v) for tid, (oid, v) in self._acks.items() if oid not in self._dirty]
-        changes = Changes(snaps, self._closed, acks)
-        self._dirty, self._closed, self._acks = set(), set(), {}
+        tickets = [
+            (tid, oid, t.version, t.model_dump_json().encode())
+            for tid, (oid, t) in self._sent.items()
+            if oid not in self._closed
+        ]
+        changes = Changes(snaps, self._closed, acks, tickets)
+        self._dirty, self._closed, self._acks, self._sent = set(), set(), {}, {}
         return changes
 
     def restore(
-        self, snapshots: Iterable[bytes], acks: Mapping[UUID, int] = MappingProxyType({})
+        self,
+        snapshots: Iterable[bytes],
+        acks: Mapping[UUID, int] = MappingProxyType({}),
+        tickets: Mapping[UUID, bytes] = MappingProxyType({}),
     ) -> None:
-        """Load open orders persisted by ``take_dirty`` (at start-up), then the acks since."""
+        """Load open orders persisted by ``take_dirty`` (at start-up).
+
+        ``tickets`` are their sent versions; ``acks`` the acknowledgements that came after an
+        order's last snapshot.
+        """
         for raw in snapshots:
             rec = _RECORD.validate_json(raw)
             self._add(rec)
+        for ticket_id, payload in tickets.items():
+            found = self._by_ticket.get(ticket_id)
+            if found is not None:
+                sent = Ticket.model_validate_json(payload)
+                if sent.version == found[1].version:
+                    found[1].sent = sent
         for ticket_id, version in acks.items():
             found = self._by_ticket.get(ticket_id)
             if found is not None:
@@ -245,6 +273,7 @@ class Kitchen:
         self._closed.add(rec.order_id)
         for t in rec.tickets:
             self._acks.pop(t.ticket_id, None)
+            self._sent.pop(t.ticket_id, None)
 
     # --- events -------------------------------------------------------------------------
 
@@ -506,6 +535,7 @@ class Kitchen:
         t.status = self._ticket_status(rec, t)
         self._dirty.add(rec.order_id)
         t.sent = self._render(rec, t)
+        self._sent[t.ticket_id] = (rec.order_id, t.sent)
         return [SendTicket(t.sent)]
 
     def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:

@@ -136,7 +136,7 @@ class OrderService:
 
     async def __aenter__(self) -> Self:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
-        self.kitchen.restore(self._store.open_orders(), self._store.acks())
+        self.kitchen.restore(self._store.open_orders(), self._store.acks(), self._store.tickets())
         now = time.monotonic()
         for ticket in self.kitchen.unacked():
             self._track(ticket, now)  # due now: the first resend goes out on the first tick
@@ -241,6 +241,7 @@ class OrderService:
     ) -> None:
         changes = self.kitchen.take_dirty()
         batch.snapshots, batch.closed, batch.acks = changes.snapshots, changes.closed, changes.acks
+        batch.tickets = changes.tickets
         # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us from disk.
         self._store.commit(batch)
         self.stats.batches += 1

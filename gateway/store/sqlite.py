@@ -8,6 +8,8 @@ What lives here, and why it is enough to resume after ``kill -9``:
   acks). Tickets sent but not acknowledged are rebuilt from it and resent at start-up.
 - ``acks``: the newest version each screen acknowledged, one small row per ticket, so an ack
   does not rewrite its order's snapshot (acks are the most frequent event).
+- ``tickets``: the latest version of each open order's tickets exactly as sent, written once per
+  version, so a resend after a restart repeats the same bytes.
 - ``commands``: the reply to every tablet command id, for the same idempotency.
 
 The order service commits a batch *before* it acknowledges the MQTT messages in it and before it
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS acks (
     version   INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS acks_order ON acks(order_id);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id TEXT PRIMARY KEY,
+    order_id  TEXT NOT NULL,
+    version   INTEGER NOT NULL,
+    payload   BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tickets_order ON tickets(order_id);
 CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT PRIMARY KEY,
     reply      BLOB NOT NULL,
@@ -73,11 +82,19 @@ class Batch:
     snapshots: dict[UUID, bytes] = field(default_factory=dict)
     closed: set[UUID] = field(default_factory=set)
     acks: list[tuple[UUID, UUID, int]] = field(default_factory=list)
+    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
     commands: list[tuple[UUID, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
-        return bool(self.replies or self.snapshots or self.closed or self.acks or self.commands)
+        return bool(
+            self.replies
+            or self.snapshots
+            or self.closed
+            or self.acks
+            or self.tickets
+            or self.commands
+        )
 
 
 class Store:
@@ -139,7 +156,15 @@ class Store:
             raise _translate(err, self.path) from err
         return {UUID(t): int(v) for t, v in rows}
 
-    def count(self, table: Literal["replies", "orders", "acks", "commands"]) -> int:
+    def tickets(self) -> dict[UUID, bytes]:
+        """The latest sent version of every ticket of the open orders (start-up)."""
+        try:
+            rows = self._db.execute("SELECT ticket_id, payload FROM tickets").fetchall()
+        except sqlite3.Error as err:
+            raise _translate(err, self.path) from err
+        return {UUID(t): bytes(p) for t, p in rows}
+
+    def count(self, table: Literal["replies", "orders", "acks", "tickets", "commands"]) -> int:
         """Rows in a table (for stats and tests)."""
         row = self._one(f"SELECT count(*) FROM {table}", ())  # noqa: S608 - fixed names only
         return int(row[0]) if row else 0
@@ -178,6 +203,13 @@ class Store:
                     "DO UPDATE SET version = max(version, excluded.version)",
                     [(str(t), str(o), v) for t, o, v in batch.acks],
                 )
+            if batch.tickets:
+                db.executemany(
+                    "INSERT INTO tickets VALUES (?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE "
+                    "SET version = excluded.version, payload = excluded.payload "
+                    "WHERE excluded.version > tickets.version",
+                    [(str(t), str(o), v, p) for t, o, v, p in batch.tickets],
+                )
             if batch.closed:
                 closed = [(str(o),) for o in batch.closed]
                 db.executemany(
@@ -185,6 +217,7 @@ class Store:
                     [(now, o) for (o,) in closed],
                 )
                 db.executemany("DELETE FROM acks WHERE order_id = ?", closed)
+                db.executemany("DELETE FROM tickets WHERE order_id = ?", closed)
             if batch.commands:
                 db.executemany(
                     "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",

@@ -101,24 +101,38 @@ def kds(
     return k.on_kds(t.ticket_id, version or t.version, action, None, now)
 
 
-# Ack rows a simulated disk holds, per disk (the store keeps them in their own table).
-_ACKS: dict[int, dict[UUID, tuple[UUID, int]]] = {}
+class Disk(dict[UUID, bytes]):
+    """A simulated store: order snapshots, plus the ack and sent-ticket rows of their tables."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks: dict[UUID, tuple[UUID, int]] = {}
+        self.tickets: dict[UUID, tuple[UUID, int, bytes]] = {}
 
 
-def snapshot_roundtrip(k: Kitchen, disk: dict[UUID, bytes] | None = None) -> Kitchen:
+def snapshot_roundtrip(k: Kitchen, disk: Disk | None = None) -> Kitchen:
     """What a restart rebuilds: apply ``take_dirty`` to a simulated disk, restore from it."""
-    disk = {} if disk is None else disk
-    acks = _ACKS.setdefault(id(disk), {})
+    disk = Disk() if disk is None else disk
+    acks, tickets = disk.acks, disk.tickets
     changes = k.take_dirty()
     disk.update(changes.snapshots)
     for tid, oid, v in changes.acks:
         acks[tid] = (oid, max(v, acks.get(tid, (oid, 0))[1]))
+    for tid, oid, v, payload in changes.tickets:
+        if v > tickets.get(tid, (oid, 0, b""))[1]:
+            tickets[tid] = (oid, v, payload)
     for oid in changes.closed:
         disk.pop(oid, None)
         for tid in [t for t, (o, _) in acks.items() if o == oid]:
             del acks[tid]
+        for tid in [t for t, (o, _, _) in tickets.items() if o == oid]:
+            del tickets[tid]
     fresh = demo_kitchen()
-    fresh.restore(disk.values(), {tid: v for tid, (_, v) in acks.items()})
+    fresh.restore(
+        disk.values(),
+        {tid: v for tid, (_, v) in acks.items()},
+        {tid: p for tid, (_, _, p) in tickets.items()},
+    )
     return fresh
 
 
@@ -655,10 +669,10 @@ def test_redirected_from_always_names_the_home_station() -> None:
 # --- persistence ---------------------------------------------------------------------------
 
 
-def _busy_kitchen() -> tuple[Kitchen, dict[UUID, bytes]]:
+def _busy_kitchen() -> tuple[Kitchen, Disk]:
     """A kitchen with orders in many states, its disk kept up to date after every step."""
     k = demo_kitchen()
-    disk: dict[UUID, bytes] = {}
+    disk = Disk()
     a = make_order("bruschetta", "arancini", "ribeye", "tiramisu")
     b = make_order("burger", "fries", ("cola", ["ice"]), dining=Dining.TAKEAWAY)
     c = make_order("caesar", "greek")
@@ -942,7 +956,7 @@ def test_versions_only_grow_and_one_version_has_one_content(
 ) -> None:
     k = demo_kitchen()
     rec = _Recorder()
-    disk: dict[UUID, bytes] = {}
+    disk = Disk()
     orders = [_priced(r) for r in reqs]
     now = T0
     for order in orders:

@@ -347,3 +347,26 @@ def test_translate_maps_other_errors_to_store_error(tmp_path: Path, err: sqlite3
     assert type(translated) is StoreError
     assert str(err) in str(translated)
     assert "g.db" in str(translated)
+
+
+def test_acks_and_sent_tickets_live_in_their_own_rows_until_the_order_closes(
+    store: Store,
+) -> None:
+    order, ticket, other = uuid4(), uuid4(), uuid4()
+    store.commit(
+        Batch(
+            snapshots={order: b"{}"},
+            acks=[(ticket, order, 1)],
+            tickets=[(ticket, order, 2, b"v2"), (other, order, 1, b"o1")],
+        )
+    )
+    assert store.acks() == {ticket: 1}
+    assert store.tickets() == {ticket: b"v2", other: b"o1"}
+    # An ack only ever moves forward; an older sent version never replaces a newer one.
+    store.commit(Batch(acks=[(ticket, order, 2)], tickets=[(ticket, order, 1, b"v1")]))
+    store.commit(Batch(acks=[(ticket, order, 1)]))
+    assert store.acks() == {ticket: 2}
+    assert store.tickets()[ticket] == b"v2"
+    store.commit(Batch(closed={order}))
+    assert store.acks() == {}
+    assert store.tickets() == {}
