@@ -148,7 +148,7 @@ class ColdRoomModel(ApplianceModel):
         elif defrosting:
             self.evaporator_c = lag(self.evaporator_c, t.defrost_coil_c, dt_s, t.evap_tc_s * 2)
         else:
-            self.evaporator_c = lag(self.evaporator_c, self.cabinet_c, dt_s, t.evap_tc_s * 3)
+            self.evaporator_c = lag(self.evaporator_c, self.cabinet_c, dt_s, t.evap_tc_s)
         # Heat flows, each a conductance (1/tc) times a temperature difference.
         fan = 0.25 if defrosting else 1.0  # the evaporator fan stops during a defrost
         flow = (self.ambient_c - self.cabinet_c) / t.wall_tc_s

@@ -24,7 +24,7 @@ __all__ = ["CycleState", "DishwasherModel"]
 SANITISING_RINSE_C = 82.0
 WASH_HEAT_C_PER_S = 0.05
 RINSE_HEAT_C_PER_S = 0.2
-RINSE_DRAW_C_PER_S = 0.3  # cold inflow while the booster feeds the rinse arms
+RINSE_DRAW_C_PER_S = 0.25  # cold inflow while the booster feeds the rinse arms
 TANK_LOSS_TC_S = 7_200.0
 FILL_COOLS_WASH_C = 0.5
 DETERGENT_PER_CYCLE = 0.25  # % of the container
@@ -179,7 +179,7 @@ class DishwasherModel(ApplianceModel):
         b.set("rinse_aid_low", self.rinse_aid < LOW_LEVEL)
         b.set("last_rinse_temp", self.last_rinse_c)
         b.set("hood_open", self.hood_open)
-        b.set("start_cycle", False)  # self-clearing command coil
+        b.set("start_cycle", value=False)  # self-clearing command coil
 
 
 def _thermostat(on: bool, value: float, set_c: float) -> bool:

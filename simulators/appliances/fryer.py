@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from gateway.devices.codec import Value
     from simulators.appliances.registers import RegisterBank
 
-__all__ = ["FryerModel", "FryerMode", "Vat"]
+__all__ = ["FryerMode", "FryerModel", "Vat"]
 
 VATS = 2
 HEAT_C_PER_S = 0.45  # full heater power
@@ -190,9 +190,7 @@ class FryerModel(ApplianceModel):
         target = STANDBY_C if v.mode is FryerMode.STANDBY else set_c
         if v.mode in (FryerMode.OFF, FryerMode.FILTERING, FryerMode.ERROR):
             v.heating = False
-        elif v.mode in (FryerMode.MELT, FryerMode.PREHEAT):
-            v.heating = True
-        elif v.oil_c < target - 1.0:
+        elif v.mode in (FryerMode.MELT, FryerMode.PREHEAT) or v.oil_c < target - 1.0:
             v.heating = True
         elif v.oil_c >= target:
             v.heating = False
@@ -246,5 +244,5 @@ class FryerModel(ApplianceModel):
             b.set(f"vat{n}_basket_lifted", v.basket_lifted)
             b.set(f"vat{n}_heating", v.heating)
             b.set(f"vat{n}_oil_hours", v.oil_hours)
-            b.set(f"vat{n}_timer_start", False)  # self-clearing command coil
+            b.set(f"vat{n}_timer_start", value=False)  # self-clearing command coil
             v.errors.publish(b, f"vat{n}_error_")

@@ -100,7 +100,8 @@ class RegisterBank:
         try:
             return self._points[point_id]
         except KeyError:
-            raise KeyError(f"profile {self.profile.profile.id!r} has no point {point_id!r}") from None
+            profile = self.profile.profile.id
+            raise KeyError(f"profile {profile!r} has no point {point_id!r}") from None
 
     def has(self, point_id: str) -> bool:
         """Whether the profile defines ``point_id``."""

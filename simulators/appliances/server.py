@@ -9,9 +9,8 @@ next step.
 
 Two hooks into pymodbus 3.16, both pinned by ``tests/integration/test_appliance_simulators.py``:
 
-* the datastore is our own ``ModbusServerContext`` subclass marked ``old_simulator``, which the
-  server then uses as it is (it only calls ``async_getValues`` / ``async_setValues`` /
-  ``device_ids``), so reads and writes go straight to the bank;
+* the datastore is :class:`~simulators.appliances.datastore.BankContext`, a
+  ``ModbusServerContext`` the server uses as it is, so reads and writes go straight to the bank;
 * the black hole drops every outgoing frame in the server's ``trace_packet`` hook, so
   connections are accepted and requests read, but nothing is ever answered.
 """
@@ -21,83 +20,33 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from pymodbus.constants import ExcCodes
-from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
 from gateway.config import DeviceInstance
-from gateway.devices.profile import Table
 from simulators.appliances.cold_room import ColdRoomModel
+from simulators.appliances.datastore import BankContext
 from simulators.appliances.dishwasher import DishwasherModel
 from simulators.appliances.faults import Fault, FaultWindow
 from simulators.appliances.models import model_for
-from simulators.appliances.registers import RegisterBank, WriteResult
+from simulators.appliances.physics import ApplianceModel
+from simulators.appliances.registers import RegisterBank
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
     from gateway.devices.profile import Profile
-    from simulators.appliances.physics import ApplianceModel
 
 __all__ = ["SimulatedAppliance"]
 
 log = logging.getLogger(__name__)
 
-_TABLES = {
-    1: Table.COIL, 5: Table.COIL, 15: Table.COIL,
-    2: Table.DISCRETE,
-    3: Table.HOLDING, 6: Table.HOLDING, 16: Table.HOLDING, 22: Table.HOLDING, 23: Table.HOLDING,
-    4: Table.INPUT,
-}  # fmt: skip
+M = TypeVar("M", bound=ApplianceModel)
+
 #: uvloop busy-waits on sleeps under 1 ms (MEASURED.md).
 _MIN_TICK_S = 0.005
-
-
-class _BankContext(ModbusServerContext):
-    """The pymodbus datastore of one device: reads and writes go to its register bank.
-
-    ``ModbusServerContext.__init__`` is not called on purpose: it wants pymodbus' own device
-    contexts. ``old_simulator = True`` makes the server use this object as it is.
-    """
-
-    def __init__(self, bank: RegisterBank, unit: int, appliance: SimulatedAppliance) -> None:
-        self.old_simulator = True
-        self.simdevices = []
-        self._bank = bank
-        self._unit = unit
-        self._appliance = appliance
-
-    async def async_getValues(  # noqa: N802 -- pymodbus' name
-        self, device_id: int, func_code: int, address: int, count: int = 1
-    ) -> list[int] | list[bool] | ExcCodes:
-        if device_id != self._unit:
-            return ExcCodes.DEVICE_FAILURE  # what pymodbus' own datastore answers (MEASURED.md)
-        table = _TABLES.get(func_code)
-        if table is None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        values = self._bank.read(table, address, count)
-        if values is None:
-            return ExcCodes.ILLEGAL_ADDRESS
-        return [bool(v) for v in values] if table.is_bits else values
-
-    async def async_setValues(  # noqa: N802 -- pymodbus' name
-        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
-    ) -> ExcCodes | None:
-        if device_id != self._unit:
-            return ExcCodes.DEVICE_FAILURE
-        table = _TABLES.get(func_code)
-        if table is None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        if self._appliance.hung:
-            return None  # a hung device never applies it (and the answer is dropped anyway)
-        result = self._bank.write(table, address, [int(v) for v in values])
-        return None if result is WriteResult.OK else ExcCodes(int(result))
-
-    def device_ids(self) -> list[int]:
-        return [self._unit]
 
 
 def _check_loopback(host: str) -> str:
@@ -122,7 +71,7 @@ class SimulatedAppliance:
         profile = load_profiles()["walkin-fridge"]
         async with SimulatedAppliance(profile, device_id="fridge-1", speed=60) as fridge:
             fridge.port                          # bound port (a free one unless given)
-            fridge.model.open_door()             # physics: it warms up
+            fridge.model_as(ColdRoomModel).open_door()   # physics: it warms up
             fridge.hang()                        # black hole until fridge.wake()
             await fridge.go_away()               # connection refused ...
             await fridge.come_back()             # ... and back on the same port
@@ -175,7 +124,7 @@ class SimulatedAppliance:
         self._faults = tuple(faults)
         for w in self._faults:
             self._check_fault(w.fault, w.point)
-        self._context = _BankContext(self.bank, unit, self)
+        self._context = BankContext(self.bank, unit, lambda: self._hung)
         self._server: ModbusTcpServer | None = None
         self._hung = False
         self._tg: asyncio.TaskGroup | None = None
@@ -192,6 +141,16 @@ class SimulatedAppliance:
         """
         if self._model is None:
             raise RuntimeError(f"{self.device_id} runs without physics")
+        return self._model
+
+    def model_as(self, cls: type[M]) -> M:
+        """The physics model as the class the caller expects (``model_as(ColdRoomModel)``).
+
+        Raises:
+            TypeError: the model is another class (or there is none).
+        """
+        if not isinstance(self._model, cls):
+            raise TypeError(f"{self.device_id} is driven by {type(self._model).__name__}")
         return self._model
 
     @property
@@ -225,14 +184,9 @@ class SimulatedAppliance:
 
     async def go_away(self) -> None:
         """Stop the server: open connections drop and new ones are refused."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        log.info("%s: gone from port %d", self.device_id, self.port)
-        listener = server.transport
-        await server.shutdown()
-        if isinstance(listener, asyncio.Server):
-            await listener.wait_closed()
+        if self._server is not None:
+            log.info("%s: gone from port %d", self.device_id, self.port)
+        await self._stop_server()
 
     async def come_back(self) -> None:
         """Start the server again on the same port (no-op if it runs).
@@ -264,9 +218,9 @@ class SimulatedAppliance:
             await self.go_away()
         elif fault is Fault.STUCK and point is not None:
             self.stick(point)
-        elif isinstance(self._model, ColdRoomModel):
+        elif fault is Fault.COMPRESSOR and isinstance(self._model, ColdRoomModel):
             self._model.fail_compressor()
-        elif isinstance(self._model, DishwasherModel):
+        elif fault is Fault.BOOSTER and isinstance(self._model, DishwasherModel):
             self._model.fail_booster()
 
     async def clear(self, fault: Fault, point: str | None = None) -> None:
@@ -278,9 +232,9 @@ class SimulatedAppliance:
             await self.come_back()
         elif fault is Fault.STUCK and point is not None:
             self.unstick(point)
-        elif isinstance(self._model, ColdRoomModel):
+        elif fault is Fault.COMPRESSOR and isinstance(self._model, ColdRoomModel):
             self._model.repair_compressor()
-        elif isinstance(self._model, DishwasherModel):
+        elif fault is Fault.BOOSTER and isinstance(self._model, DishwasherModel):
             self._model.repair_booster()
 
     def _check_fault(self, fault: Fault, point: str | None) -> None:
@@ -343,7 +297,7 @@ class SimulatedAppliance:
                 await self._tg.__aexit__(*(exc_type, exc, tb) if cancel else (None, None, None))
         finally:
             self._tasks, self._tg = [], None
-            await self.go_away()
+            await self._stop_server()
 
     async def _listen(self) -> None:
         server = ModbusTcpServer(
@@ -353,10 +307,21 @@ class SimulatedAppliance:
             await server.serve_forever(background=True)
         except RuntimeError as exc:  # pymodbus' way of saying the bind failed
             raise OSError(f"{self.device_id}: cannot listen on {self.host}:{self.port}") from exc
-        listener = server.transport
-        if isinstance(listener, asyncio.Server) and listener.sockets:
-            self.port = listener.sockets[0].getsockname()[1]
+        # An asyncio.Server, or uvloop's own Server class: both have sockets.
+        sockets = getattr(server.transport, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
         self._server = server
+
+    async def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        listener = server.transport
+        await server.shutdown()  # type: ignore[no-untyped-call]  # closes listener and connections
+        wait_closed = getattr(listener, "wait_closed", None)
+        if wait_closed is not None:
+            await wait_closed()
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         return b"" if sending and self._hung else data
