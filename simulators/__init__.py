@@ -19,6 +19,13 @@ ignores a lower one, and bumps when the cook is done (prep time scaled by ``spee
 
     python -m simulators.kds --url mqtt://127.0.0.1:1883 --config examples/demo-site.toml --speed 20
 
-Both keep bounded records (last N plus counters) unless ``record_all=True``; the pure parts
+``simulators.appliances`` -- :class:`~simulators.appliances.server.SimulatedAppliance`: one
+pymodbus TCP server per shipped Modbus profile, its registers laid out from the profile itself,
+with simple physics (fridges warm with the door open, fryers heat and their oil degrades, scales
+lose weight) and faults on command or on a schedule (hang, gone, stuck sensor, compressor)::
+
+    python -m simulators.appliances --config SITE.toml --speed 60 --activity
+
+Tablets and screens keep bounded records (last N plus counters) unless ``record_all=True``; the pure parts
 (arrivals, order generation, screen state, statistics) have no I/O and take a seeded RNG.
 """
