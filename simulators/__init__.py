@@ -26,6 +26,6 @@ lose weight) and faults on command or on a schedule (hang, gone, stuck sensor, c
 
     python -m simulators.appliances --config SITE.toml --speed 60 --activity
 
-Tablets and screens keep bounded records (last N plus counters) unless ``record_all=True``; the pure parts
-(arrivals, order generation, screen state, statistics) have no I/O and take a seeded RNG.
+Tablets and screens keep bounded records (last N plus counters) unless ``record_all=True``; the
+pure parts (arrivals, order generation, screen state, statistics) have no I/O and take a seeded RNG.
 """
