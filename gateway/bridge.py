@@ -50,14 +50,15 @@ class MqttBridge:
     def attach(self, submit: Callable[[InboundEvent], None]) -> None:
         """Start feeding ``submit`` and subscribe to the inbound topics."""
         self._submit = submit
-        self._client.set_handler(self._on_message)
+        self._client.set_handler(self.handle)
         t = self.topics
         self._client.subscribe(t.tablet("+", "orders"), qos=1)
         self._client.subscribe(t.tablet("+", "commands"), qos=1)
         self._client.subscribe(t.kds("+", "events"), qos=1)
         self._client.subscribe(t.kds("+", "heartbeat"), qos=0)
 
-    def _on_message(self, msg: InboundMessage) -> None:
+    def handle(self, msg: InboundMessage) -> None:
+        """Decode one wire message into an event for the service (or ack and count a stray)."""
         parsed = self.topics.parse(msg.topic)
         submit = self._submit
         if parsed is None or submit is None:

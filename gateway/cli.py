@@ -1,8 +1,12 @@
 """The ``gateway`` command: check a site file, export the contract, run the gateway, run the demo.
 
+``gateway device docs|read|write`` works with appliances; its commands live in
+``gateway/devices/cli_commands.py``.
+
 Exit codes: 0 success (also after Ctrl-C or SIGTERM), 1 an error the operator has to act on
-(one line on stderr, no traceback), 2 a bad site file or bad command-line usage. Unexpected
-exceptions keep their traceback: they are bugs, and the traceback is what a bug report needs.
+(one line on stderr, no traceback), 2 a bad site file or bad command-line usage, 3 a device write
+refused by the write guard (nothing was sent). Unexpected exceptions keep their traceback: they
+are bugs, and the traceback is what a bug report needs.
 
 Heavy modules (the gateway itself, the demo) are imported only by the subcommand that needs them,
 so ``check-config`` and ``contract`` stay fast and work without a broker.
@@ -147,6 +151,23 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _device(args: argparse.Namespace) -> int:
+    # Imported here: pymodbus and the device modules are only needed by these commands.
+    from gateway.devices import cli_commands as cmd  # noqa: PLC0415
+
+    if args.device_command == "docs":
+        dirs = load_site(args.config).devices_profiles if args.config else ()
+        return cmd.docs(args.profile, dirs)
+    cfg = effective_config(
+        load_site(args.config), os.environ, state_dir=getattr(args, "state_dir", None)
+    )
+    # The command's own line says what failed; the connection's warnings would repeat it.
+    setup_logging("ERROR")
+    if args.device_command == "read":
+        return cmd.run_command(cmd.read_device(cfg, args.device))
+    return cmd.run_command(cmd.write_device(cfg, args.device, args.point, args.value))
+
+
 def _demo(argv: list[str]) -> int:
     from gateway.demo import main as demo_main  # noqa: PLC0415
 
@@ -158,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Edge gateway for restaurant kitchens.",
-        epilog="Exit codes: 0 OK, 1 error, 2 bad site file or usage.",
+        epilog="Exit codes: 0 OK, 1 error, 2 bad site file or usage, 3 device write refused.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -180,9 +201,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper)
     run.set_defaults(handler=_run)
 
+    _add_device_commands(sub)
+
     # The demo parses its own options: everything after `demo` is handed to it unchanged.
     sub.add_parser("demo", help="a simulated dinner service (gateway demo --help)", add_help=False)
     return parser
+
+
+def _add_device_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    device = sub.add_parser("device", help="appliances: register maps, one-off reads, writes")
+    actions = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    docs = actions.add_parser("docs", help="print a device profile's register map")
+    docs.add_argument("profile", metavar="PROFILE", help="a profile id or a profile file")
+    docs.add_argument(
+        "--config", type=Path, metavar="FILE", help="also search this site's profile directories"
+    )
+    read = actions.add_parser("read", help="read and decode every point of a device once")
+    read.add_argument("device", metavar="DEVICE", help="a device id from the site file")
+    read.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    write = actions.add_parser(
+        "write",
+        help="write one value through the write guard, read it back, audit it",
+        epilog="Exit code 3: the guard refused the write and nothing was sent.",
+    )
+    write.add_argument("device", metavar="DEVICE", help="a device id from the site file")
+    write.add_argument("point", metavar="POINT", help="a writable point of its profile")
+    write.add_argument("value", metavar="VALUE", help="a number, or true/false for a bit")
+    write.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    write.add_argument(
+        "--state-dir", type=Path, help=f"audit log directory; overrides ${ENV_STATE_DIR}"
+    )
+    device.set_defaults(handler=_device)
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:

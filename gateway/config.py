@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -221,6 +222,34 @@ class DeviceInstance(Frozen):
     writes: dict[str, WriteRange] = Field(default_factory=dict)
 
 
+class ActionRule(Frozen):
+    """One ``[[appliance_actions]]`` entry: which tickets trigger which appliance write.
+
+    When a ticket for ``station`` with a matching item (``items``, or any item of ``group``)
+    fires, ``value`` (or the line's prep time, ``value_from = "prep_s"``) is written to
+    ``device``.``point``, through the same write guard as every other write.
+    """
+
+    station: Ident
+    items: tuple[Ident, ...] = ()
+    group: Ident | None = None
+    device: Ident
+    point: Ident
+    # StrictBool first: pydantic would otherwise read TOML's `1` as a bool for a coil.
+    value: StrictBool | int | float | None = None
+    value_from: Literal["prep_s"] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if (self.value is None) == (self.value_from is None):
+            msg = "give exactly one of value or value_from"
+            raise ValueError(msg)
+        if not self.items and self.group is None:
+            msg = "give items, group or both: a rule without them would match nothing"
+            raise ValueError(msg)
+        return self
+
+
 class Tables(Frozen):
     """The tables orders may name: explicit ids, or ``count`` tables named ``prefix`` + n."""
 
@@ -249,6 +278,7 @@ class SiteConfig(Frozen):
     items: tuple[Item, ...] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
     devices: tuple[DeviceInstance, ...] = ()
+    appliance_actions: tuple[ActionRule, ...] = ()
     #: Extra directories of device profiles (the built-in ones are always loaded).
     devices_profiles: tuple[Path, ...] = ()
 

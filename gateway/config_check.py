@@ -2,7 +2,7 @@
 
 Pydantic checks each value on its own; this module checks that the values agree with each other
 (ids are unique, references exist, every item routes to exactly one station, names exist in every
-language the tablets show).
+language the tablets show, devices name loaded profiles and only narrow their write ranges).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from gateway.config import StationKind
+from gateway.devices.checks import check_devices
 from gateway.errors import ConfigProblem
 from gateway.routing.rules import check_routes
 
@@ -36,6 +37,7 @@ def check_site(cfg: SiteConfig) -> list[ConfigProblem]:
     # Routing is only meaningful once references resolve; otherwise it repeats the same problem.
     if not references:
         problems += check_routes(cfg)
+    problems += check_devices(cfg)
     return problems
 
 

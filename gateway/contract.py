@@ -310,6 +310,25 @@ class DeviceStatus(Outbound):
     at: datetime | None = None
 
 
+#: A reading as it travels: a number, a flag or a short text.
+TelemetryValue = float | int | bool | str
+
+
+class Telemetry(Outbound):
+    """Readings of one appliance or sensor at one time (QoS 0: a lost one is superseded).
+
+    ``values`` holds only what was actually read at ``at``: a point that could not be read is
+    absent, never repeated from an earlier reading. ``seq`` grows by one per message from the
+    same publisher; a receiver drops a message whose ``seq`` is not above the last one it took
+    (a duplicate), unless its ``at`` is later (the publisher restarted and counts from 1 again).
+    """
+
+    device: WireId
+    at: datetime
+    seq: int = Field(ge=0)
+    values: dict[str, TelemetryValue]
+
+
 class AlertLevel(StrEnum):
     """How urgent an alert is."""
 
@@ -362,6 +381,10 @@ class Topics:
     def device_status(self, device: str) -> str:
         """Retained presence (and last will)."""
         return f"{self.root}/device/{device}/status"
+
+    def device_telemetry(self, device: str) -> str:
+        """Readings of an appliance or sensor (QoS 0)."""
+        return f"{self.root}/device/{device}/telemetry"
 
     def parse(self, topic: str) -> tuple[str, str, str] | None:
         """Split ``rst/{site}/{kind}/{id}/{leaf}`` into (kind, id, leaf), or None if not ours."""

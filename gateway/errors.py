@@ -12,7 +12,14 @@ store that calls the library.
     │   └── BrokerUnavailable    connect failed or timed out (carries url and reason)
     ├── StoreError               durable state could not be read or written
     │   └── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
-    └── BrokerStartError         the demo could not start any broker
+    ├── BrokerStartError         the demo could not start any broker
+    ├── AuditError               the audit log cannot be written: appliance writes are refused
+    └── DeviceError              a Modbus device could not be read or written (carries device)
+        ├── DeviceTimeout        no answer within the request timeout (carries timeout_s)
+        ├── DeviceUnavailable    no connection to the device (carries reason)
+        └── DeviceRefused        a Modbus exception response (carries code and function)
+
+pymodbus exceptions become ``DeviceError`` in ``gateway.devices.connection`` only.
 
 A rejected order is not an exception: it is an ordinary result (``Rejection``) sent back to the
 tablet. Exceptions are for conditions an operator has to act on.
@@ -111,3 +118,96 @@ class StoreFull(StoreError):
 
 class BrokerStartError(GatewayError):
     """The demo could not find or start any MQTT broker."""
+
+
+#: Modbus exception codes, as the specification names them.
+MODBUS_EXCEPTIONS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+class DeviceError(GatewayError):
+    """A Modbus device could not be read or written.
+
+    Raised as itself when the device answered something unusable (a malformed or mismatched
+    response); the subclasses say more.
+
+    Attributes:
+        device: the device id from the site file (or ``host:port`` when no device is known).
+        detail: what went wrong, in words.
+    """
+
+    def __init__(self, device: str, detail: str) -> None:
+        """Keep the device and the detail."""
+        self.device = device
+        self.detail = detail
+        super().__init__(f"{device}: {detail}")
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer within the request timeout.
+
+    Attributes:
+        timeout_s: the timeout that expired.
+    """
+
+    def __init__(self, device: str, timeout_s: float) -> None:
+        """Keep the device and the timeout."""
+        self.timeout_s = timeout_s
+        super().__init__(device, f"no answer within {timeout_s:g} s")
+
+
+class DeviceUnavailable(DeviceError):
+    """There is no connection to the device (refused, closed, or waiting to retry).
+
+    Attributes:
+        reason: why, in words.
+    """
+
+    def __init__(self, device: str, reason: str) -> None:
+        """Keep the device and the reason."""
+        self.reason = reason
+        super().__init__(device, f"not connected: {reason}")
+
+
+class DeviceRefused(DeviceError):
+    """The device answered with a Modbus exception response.
+
+    Attributes:
+        code: the Modbus exception code (2: illegal data address, 11: a TCP gateway's target
+            did not respond, ...).
+        function: the function code of the refused request.
+    """
+
+    def __init__(self, device: str, code: int, function: int) -> None:
+        """Keep the device, exception code and function code."""
+        self.code = code
+        self.function = function
+        name = MODBUS_EXCEPTIONS.get(code, "unknown exception")
+        super().__init__(device, f"refused function {function} with exception {code} ({name})")
+
+
+class AuditError(GatewayError):
+    """The audit log could not be written (disk full, permissions): no write may be sent.
+
+    Attributes:
+        path: the audit file.
+        reason: what the operating system said.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        """Keep the path and the reason."""
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"cannot write the audit log {path}: {reason}; appliance writes are refused until "
+            "it can be written (free disk space or fix the permissions of the state directory)"
+        )

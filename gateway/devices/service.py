@@ -1,0 +1,344 @@
+"""The device service: polls the site's Modbus appliances, judges their availability, writes.
+
+``DeviceService`` is an async context manager with its own TaskGroup (STYLE.md 1): one named
+poller task per Modbus connection (``poll:{host}:{port}``) and one fan-out task. Entering tries
+every connection once, all at the same time, and returns with the pollers running; a device
+that is down at start is not an error (it starts offline, and its connection keeps retrying).
+
+Data flows one way: pollers report each poll; the service turns it into :class:`DeviceReadings`
+(only values actually read, never filled in from an earlier poll) and
+:class:`AvailabilityChanged` (once per change) for its :class:`DeviceOutbox`, the MQTT bridge.
+Readings of MQTT sensor nodes arrive through :meth:`DeviceService.submit` and reach the
+subscribers the same way, without being published again.
+
+Queues and their overflow policies:
+
+* requests to a device: one in flight per connection, writes first (``ModbusConnection``);
+* readings to in-process subscribers (:meth:`DeviceService.subscribe`): one bounded buffer per
+  subscriber, drained by the fan-out task; when a subscriber falls behind, its *oldest* readings
+  are dropped and counted in ``Subscription.dropped``: a reading is a snapshot, so the newest are
+  the ones worth keeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+from gateway.contract import DeviceState
+from gateway.devices.availability import Availability
+from gateway.devices.codec import decode_point
+from gateway.devices.connection import ModbusConnection, Priority
+from gateway.devices.events import DeviceReadings
+from gateway.devices.fanout import Fanout, Subscription
+from gateway.devices.guard import Refused
+from gateway.devices.plan import plan_reads
+from gateway.devices.poller import DeviceStats, Poller, PollJob
+from gateway.errors import ConfigError, ConfigProblem, DeviceError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+    from types import TracebackType
+
+    from gateway.clock import Clock
+    from gateway.config import DeviceInstance, SiteConfig
+    from gateway.devices.audit import AuditLog
+    from gateway.devices.availability import Outcome
+    from gateway.devices.codec import Value
+    from gateway.devices.events import DeviceOutbox, ReadingsCallback
+    from gateway.devices.guard import Approved, WriteGuard, WriteRequest
+    from gateway.devices.profile import ModbusPoint, Profile
+
+__all__ = ["DeviceService", "Tuning"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Timing knobs of the device service; the defaults suit a kitchen, tests shorten them.
+
+    Attributes:
+        connect_timeout_s: one connect attempt.
+        reconnect_s: first and largest delay between connect attempts (doubling, jittered).
+        backoff_max_s: cap of the delay between polls of a device that does not answer.
+        silent_limit: requests in a row without an answer before a connection is reopened.
+        offline_after: failed polls in a row that make a device offline (degraded before).
+        sensor_silence_s: an MQTT sensor node silent this long reads as offline.
+        subscriber_buffer: readings buffered per subscriber before the oldest are dropped.
+        poll_tick_s: the grid poll phases are put on, so that devices sharing a slot wake the
+            loop once (see ``gateway.devices.poller``); 0 spreads them at random.
+    """
+
+    connect_timeout_s: float = 2.0
+    reconnect_s: tuple[float, float] = (0.5, 10.0)
+    backoff_max_s: float = 15.0
+    silent_limit: int = 3
+    offline_after: int = 3
+    sensor_silence_s: float = 300.0
+    subscriber_buffer: int = 1000
+    poll_tick_s: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    device: DeviceInstance
+    profile: Profile
+    connection: ModbusConnection
+
+
+def _interval(point: ModbusPoint, device: DeviceInstance, profile: Profile) -> float:
+    """A point's poll interval: its own, else the site's for the device, else the profile's.
+
+    The site's ``poll_s`` is also the fastest any point of that device is polled: a site that
+    slows a device down (a weak link, a slow controller) means all of it.
+    """
+    base = device.poll_s or profile.settings.poll_s
+    if point.poll_s is None:
+        return base
+    return max(point.poll_s, device.poll_s) if device.poll_s else point.poll_s
+
+
+def _jobs(device: DeviceInstance, profile: Profile) -> list[PollJob]:
+    by_interval: dict[float, list[ModbusPoint]] = defaultdict(list)
+    for point in profile.points:
+        by_interval[_interval(point, device, profile)].append(point)
+    settings = profile.settings
+    return [
+        PollJob(
+            device=device.id,
+            unit=device.unit,
+            interval=interval,
+            timeout_s=settings.timeout_s,
+            blocks=tuple(plan_reads(points, settings)),
+            settings=settings,
+        )
+        for interval, points in sorted(by_interval.items())
+    ]
+
+
+class DeviceService:
+    """The site's appliances and sensors, as readings, availability and guarded writes."""
+
+    def __init__(  # noqa: PLR0917 - the signature agreed in docs/design/devices.md
+        self,
+        cfg: SiteConfig,
+        profiles: Mapping[str, Profile],
+        outbox: DeviceOutbox,
+        guard: WriteGuard,
+        audit: AuditLog,
+        clock: Clock,
+        *,
+        tuning: Tuning | None = None,
+    ) -> None:
+        """Plan the connections and polls; nothing is opened before ``async with``.
+
+        Raises:
+            ConfigError: a device names a profile that is not loaded, or a Modbus device has
+                no host (``check_devices`` reports both when the site file is loaded).
+        """
+        self._outbox = outbox
+        self._guard = guard
+        self._audit = audit
+        self._clock = clock
+        self.tuning = t = tuning or Tuning()
+        self._targets: dict[str, _Target] = {}
+        self._avail: dict[str, Availability] = {}
+        self._sensors: dict[str, datetime | None] = {}
+        connections: dict[tuple[str, int], ModbusConnection] = {}
+        jobs: dict[tuple[str, int], list[PollJob]] = defaultdict(list)
+        problems: list[ConfigProblem] = []
+        for n, d in enumerate(cfg.devices):
+            profile = profiles.get(d.profile)
+            if profile is None:
+                problems.append(
+                    ConfigProblem(
+                        f"devices[{n}].profile",
+                        f"profile '{d.profile}' is not loaded",
+                        "fix the id or add its directory to devices_profiles",
+                    )
+                )
+            elif profile.profile.protocol == "mqtt":
+                self._sensors[d.id] = None
+            elif d.host is None:
+                problems.append(
+                    ConfigProblem(f"devices[{n}].host", "a Modbus device needs one", "add it")
+                )
+            else:
+                key = (d.host, d.port)
+                if key not in connections:
+                    connections[key] = ModbusConnection(
+                        d.host, d.port, connect_timeout_s=t.connect_timeout_s,
+                        backoff_s=t.reconnect_s, silent_limit=t.silent_limit,
+                    )  # fmt: skip
+                self._targets[d.id] = _Target(d, profile, connections[key])
+                self._avail[d.id] = Availability(d.id, clock, offline_after=t.offline_after)
+                jobs[key] += _jobs(d, profile)
+        if problems:
+            raise ConfigError(None, problems)
+        self._pollers = [
+            Poller(
+                connections[key],
+                job_list,
+                self,
+                backoff_max_s=t.backoff_max_s,
+                tick_s=t.poll_tick_s,
+            )
+            for key, job_list in jobs.items()
+        ]
+        self._fanout = Fanout(t.subscriber_buffer)
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[object]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Try every connection once (concurrently), then start the pollers and the fan-out."""
+        async with asyncio.TaskGroup() as first:
+            for p in self._pollers:
+                first.create_task(p.connection.connect(), name=f"connect:{p.connection.name}")
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._tasks = [
+            self._tg.create_task(p.run(), name=f"poll:{p.connection.name}") for p in self._pollers
+        ]
+        self._tasks.append(self._tg.create_task(self._fanout.run(), name="devices-fanout"))
+        up = sum(p.connection.connected for p in self._pollers)
+        log.info(
+            "device service ready: %d Modbus devices on %d connections (%d connected), "
+            "%d MQTT sensors",
+            len(self._targets), len(self._pollers), up, len(self._sensors),
+        )  # fmt: skip
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop polling, close the connections, and say the devices are no longer watched."""
+        assert self._tg is not None
+        try:
+            for task in self._tasks:
+                task.cancel()
+            # Pass on only a cancellation: anything else the body raised should reach the
+            # caller as itself, not wrapped in the TaskGroup's ExceptionGroup.
+            cancel = et is not None and issubclass(et, asyncio.CancelledError)
+            await self._tg.__aexit__(*(et, e, tb) if cancel else (None, None, None))
+        finally:
+            for p in self._pollers:
+                p.connection.close()
+            # A retained "online" would outlive us and mislead every screen that reads it.
+            stopped = [a.stop("the gateway stopped polling it") for a in self._avail.values()]
+            for change in stopped:
+                if change is not None:
+                    self._outbox.send(change)
+            log.info("device service stopped")
+
+    # --- readings in and out ------------------------------------------------------------
+
+    def polled(self, device: str, outcome: Outcome, detail: str, values: dict[str, Value]) -> None:
+        """Take one poll's result from a poller (``PollSink``)."""
+        change = self._avail[device].observe(outcome, detail)
+        if change is not None:
+            self._outbox.send(change)
+        if values:
+            readings = DeviceReadings(device, self._clock.now(), values)
+            self._outbox.send(readings)
+            self._fanout.publish(readings)
+
+    def submit(self, readings: DeviceReadings) -> None:
+        """Take validated readings of an MQTT sensor node (from the MQTT bridge)."""
+        if readings.device not in self._sensors:
+            return  # the bridge only subscribes to known sensors; a stray one is not ours
+        self._sensors[readings.device] = self._clock.now()
+        self._fanout.publish(readings)
+
+    def subscribe(self, callback: ReadingsCallback) -> Subscription:
+        """Call ``callback`` with every reading (Modbus and MQTT), from the fan-out task.
+
+        The callback runs in the event loop and must not block. Readings wait in a bounded
+        buffer (``Tuning.subscriber_buffer``); past it the oldest are dropped and counted in the
+        returned subscription's ``dropped``. ``Subscription.close()`` unsubscribes.
+        """
+        return self._fanout.subscribe(callback)
+
+    # --- state as data --------------------------------------------------------------------
+
+    def availability(self, device: str) -> DeviceState:
+        """A device's state; an MQTT node is offline when silent for ``sensor_silence_s``.
+
+        Raises:
+            KeyError: ``device`` is not a device of this site.
+        """
+        if device in self._avail:
+            return self._avail[device].state
+        if device not in self._sensors:
+            raise KeyError(f"no device {device!r} at this site")
+        seen = self._sensors[device]
+        fresh = seen is not None and (
+            (self._clock.now() - seen).total_seconds() < self.tuning.sensor_silence_s
+        )
+        return DeviceState.ONLINE if fresh else DeviceState.OFFLINE
+
+    def poll_stats(self) -> dict[str, DeviceStats]:
+        """Poll counters and recent interval jitter of every Modbus device."""
+        return {dev: s for p in self._pollers for dev, s in p.stats.items()}
+
+    def jitter_s(self) -> list[float]:
+        """Every recent poll-interval jitter sample (seconds, late positive), all devices."""
+        return [x for p in self._pollers for s in p.stats.values() for x in s.jitter_s]
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def write(self, request: WriteRequest) -> Approved | Refused:
+        """Write through the guard, ahead of the polls waiting on that connection; audit it.
+
+        Every attempt is in the audit log: ``refused`` (with the reason; nothing sent),
+        ``approved`` (before anything is sent: an unauditable write is never sent), then
+        ``written`` (with the value read back) or ``failed`` (with the error; a write that
+        timed out may still have been applied).
+
+        Returns:
+            The guard's verdict: ``Approved`` once written and read back, or ``Refused``.
+
+        Raises:
+            DeviceError: the device did not take the write, or took it but the value read back
+                differs (the device clamped or ignored it).
+            AuditError: the audit log cannot be written.
+        """
+        verdict = self._guard.check(request)
+        if isinstance(verdict, Refused):
+            self._audit.record(request, "refused", verdict.reason)
+            return verdict
+        target = self._targets[request.device]  # the guard approves known Modbus devices only
+        point, words, d = verdict.point, verdict.words, target.device
+        self._audit.record(request, "approved", "words " + " ".join(f"{w:#06x}" for w in words))
+        conn, timeout_s = target.connection, target.profile.settings.timeout_s
+        written = False
+        try:
+            await conn.write(
+                point.table, point.address, words, unit=d.unit, device=d.id, timeout_s=timeout_s
+            )
+            written = True
+            back = await conn.read(
+                point.table, point.address, point.registers, unit=d.unit, device=d.id,
+                timeout_s=timeout_s, priority=Priority.WRITE,
+            )  # fmt: skip
+        except DeviceError as err:
+            outcome = "written" if written else "failed"
+            self._audit.record(request, outcome, ("no read back: " if written else "") + err.detail)
+            raise
+        except asyncio.CancelledError:
+            self._audit.record(request, "written" if written else "failed", "cancelled")
+            raise
+        shown = decode_point(point, back, target.profile.settings)
+        if back != words:
+            # The device took a write (so "written"), but not this value: it clamped or ignored
+            # it, and whoever asked must not believe the setpoint is what they sent.
+            self._audit.record(request, "written", f"read back {shown!r}, not the value sent")
+            raise DeviceError(d.id, f"{point.id} reads back {shown!r} after the write")
+        self._audit.record(request, "written", f"read back {shown!r}")
+        return verdict

@@ -1,0 +1,317 @@
+"""The poll scheduler (gateway.devices.poller): pure scheduling helpers, then one poller on a fake
+connection: outcomes, backoff, jitter measurement, and real-time runs with no busy polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import uvloop
+
+from gateway.devices.availability import Outcome
+from gateway.devices.plan import plan_reads
+from gateway.devices.poller import Poller, PollJob, backoff_due, first_due, next_due, snap
+from gateway.devices.profile import ModbusPoint, ModbusSettings, Table
+from gateway.errors import DeviceRefused, DeviceTimeout, DeviceUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from gateway.devices.codec import Value
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("r", [0.0, 0.25, 0.999999])
+def test_first_poll_is_somewhere_inside_the_first_interval(r: float) -> None:
+    assert first_due(100.0, 2.0, lambda: r) == pytest.approx(100.0 + 2.0 * r)
+
+
+def test_snap_rounds_up_to_the_shared_tick_grid() -> None:
+    assert snap(10.01, 0.05) == pytest.approx(10.05)
+    assert snap(10.05, 0.05) == pytest.approx(10.05)  # already on the grid: unchanged
+    assert snap(10.0500000001, 0.05) == pytest.approx(10.05)  # float noise is not a new slot
+    assert snap(10.01, 0.0) == 10.01
+
+
+@pytest.mark.parametrize("r", [0.0, 0.013, 0.5, 0.97])
+def test_first_polls_on_a_tick_share_slots_within_the_first_interval(r: float) -> None:
+    due = first_due(100.003, 1.0, lambda: r, tick_s=0.05)
+    slot = due / 0.05
+    assert slot == pytest.approx(round(slot))
+    assert 100.003 <= due < 100.003 + 1.0 + 0.05
+
+
+def test_next_due_stays_on_the_grid_when_a_poll_is_a_little_late() -> None:
+    # due at 10, ran until 10.3: the next slot is still 11, not 11.3
+    assert next_due(10.0, 1.0, 10.3) == (11.0, 0)
+
+
+def test_next_due_skips_slots_that_went_by_instead_of_bunching_them() -> None:
+    assert next_due(10.0, 1.0, 11.0) == (12.0, 1)  # a poll ending exactly on a slot skips it
+    assert next_due(10.0, 1.0, 13.5) == (14.0, 3)
+    assert next_due(10.0, 0.5, 10.49) == (10.5, 0)
+
+
+@pytest.mark.parametrize(
+    ("due", "interval", "now"),
+    [(0.0, 1.0, 0.0), (5.0, 0.2, 9.97), (1.0, 3.0, 100.0), (0.0, 0.001, 7.77)],
+)
+def test_next_due_is_always_after_now_and_on_the_grid(
+    due: float, interval: float, now: float
+) -> None:
+    nxt, skipped = next_due(due, interval, now)
+    assert nxt > now
+    assert nxt - interval <= now + 1e-9
+    assert nxt == pytest.approx(due + (skipped + 1) * interval)
+
+
+def test_backoff_doubles_from_two_intervals_and_is_capped() -> None:
+    delays = [backoff_due(0.0, 1.0, n, cap_s=15.0) for n in range(1, 7)]
+    assert delays == [2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+
+
+def test_backoff_never_polls_a_slow_job_faster_than_its_interval() -> None:
+    assert backoff_due(0.0, 60.0, 1, cap_s=15.0) == 60.0
+    assert backoff_due(0.0, 1.0, 10_000, cap_s=15.0) == 15.0  # no overflow
+
+
+# --- one poller, fake connection ------------------------------------------------------------
+
+
+def pt(pid: str, address: int, table: str = "holding", **kw: Any) -> ModbusPoint:
+    fields = {"id": pid, "name": pid, "table": table, "address": address} | kw
+    return ModbusPoint.model_validate(fields)
+
+
+SETTINGS = ModbusSettings(max_gap=0)
+POINTS = [pt("a", 0), pt("b", 1, scale=0.5), pt("c", 10, table="input")]
+
+
+def job(interval: float = 1.0, device: str = "d1", points: list[ModbusPoint] = POINTS) -> PollJob:
+    blocks = tuple(plan_reads(points, SETTINGS))
+    return PollJob(device, 1, interval, 0.5, blocks, SETTINGS)
+
+
+class FakeConnection:
+    name = "fake:502"
+
+    def __init__(self, script: Callable[[Table, int, int], list[int] | Exception]) -> None:
+        self.script = script
+        self.calls: list[tuple[Table, int, int]] = []
+        self.retry_at = 0.0
+
+    async def read(self, table: Table, start: int, count: int, **_: Any) -> list[int]:
+        self.calls.append((table, start, count))
+        result = self.script(table, start, count)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.polls: list[tuple[str, Outcome, str, dict[str, Value]]] = []
+
+    def polled(self, device: str, outcome: Outcome, detail: str, values: dict[str, Value]) -> None:
+        self.polls.append((device, outcome, detail, values))
+
+
+def ok(table: Table, start: int, count: int) -> list[int]:
+    return [start + i + (100 if table is Table.INPUT else 0) for i in range(count)]
+
+
+def poller(script: Callable[..., Any], jobs: list[PollJob], **kw: Any) -> tuple[Poller, Sink]:
+    sink = Sink()
+    return Poller(FakeConnection(script), jobs, sink, **kw), sink  # type: ignore[arg-type]
+
+
+def test_a_full_poll_reads_each_block_once_and_reports_decoded_values() -> None:
+    async def main() -> None:
+        j = job()
+        p, sink = poller(ok, [j])
+        now = asyncio.get_running_loop().time()
+        j.due = now
+        await p.poll(j, now)
+        conn = p.connection
+        assert conn.calls == [(Table.HOLDING, 0, 2), (Table.INPUT, 10, 1)]  # type: ignore[attr-defined]
+        assert sink.polls == [("d1", Outcome.FULL, "", {"a": 0, "b": 0.5, "c": 110})]
+        assert j.due == pytest.approx(now + 1.0)
+        assert j.last_start == now
+        assert p.stats["d1"].polls == 1
+        assert list(p.stats["d1"].jitter_s) == []  # no previous start yet
+
+    run(main())
+
+
+def test_jitter_is_the_gap_between_starts_minus_the_interval() -> None:
+    async def main() -> None:
+        j = job()
+        p, _ = poller(ok, [j])
+        j.due = 0.0
+        await p.poll(j, 0.0)
+        await p.poll(j, 1.02)
+        await p.poll(j, 1.99)
+        assert list(p.stats["d1"].jitter_s) == pytest.approx([0.02, -0.03])
+
+    run(main())
+
+
+def test_a_refused_block_gives_a_partial_poll_with_the_other_blocks_values() -> None:
+    def script(table: Table, start: int, count: int) -> list[int] | Exception:
+        return DeviceRefused("d1", 2, 3) if table is Table.HOLDING else ok(table, start, count)
+
+    async def main() -> None:
+        j = job()
+        p, sink = poller(script, [j])
+        await p.poll(j, 0.0)
+        ((_, outcome, detail, values),) = sink.polls
+        assert outcome is Outcome.PARTIAL
+        assert "exception 2 (illegal data address)" in detail
+        assert values == {"c": 110}  # nothing invented for a and b
+        assert j.failures == 0
+        assert p.stats["d1"].partial == 1
+
+    run(main())
+
+
+def test_a_timeout_stops_the_poll_and_backs_the_job_off() -> None:
+    async def main() -> None:
+        j = job(interval=1.0)
+        p, sink = poller(lambda *_: DeviceTimeout("d1", 0.5), [j], backoff_max_s=5.0)
+        loop = asyncio.get_running_loop()
+        delays = []
+        for _ in range(4):
+            await p.poll(j, loop.time())
+            delays.append(j.due - loop.time())
+        assert len(p.connection.calls) == 4  # type: ignore[attr-defined]  # one block each
+        assert [round(d) for d in delays] == [2, 4, 5, 5]
+        assert all(s[1] is Outcome.FAILED and s[3] == {} for s in sink.polls)
+        assert j.last_start is None
+        assert p.stats["d1"].failed == 4
+
+    run(main())
+
+
+def test_a_closed_connection_waits_for_its_next_connect_attempt() -> None:
+    async def main() -> None:
+        j = job(interval=0.2)
+        p, sink = poller(lambda *_: DeviceUnavailable("d1", "refused"), [j])
+        loop = asyncio.get_running_loop()
+        p.connection.retry_at = loop.time() + 3.0  # type: ignore[misc]
+        j.due = loop.time()
+        await p.poll(j, loop.time())
+        assert sink.polls[0][1] is Outcome.DISCONNECTED
+        assert j.due == p.connection.retry_at
+        p.connection.retry_at = 0.0  # type: ignore[misc]
+        retried = j.due
+        await p.poll(j, retried)
+        assert j.due == pytest.approx(retried + 0.2)  # back on its own grid, no backoff
+        assert j.failures == 0  # not a timeout: no backoff of its own
+
+    run(main())
+
+
+def test_an_undecodable_block_costs_only_its_points_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def short(table: Table, start: int, count: int) -> list[int]:
+        return [] if table is Table.HOLDING else ok(table, start, count)
+
+    async def main() -> None:
+        j = job()
+        p, sink = poller(short, [j])
+        await p.poll(j, 0.0)
+        await p.poll(j, 1.0)
+        assert [s[3] for s in sink.polls] == [{"c": 110}, {"c": 110}]
+        assert p.stats["d1"].decode_errors == 4
+
+    caplog.set_level(logging.WARNING, logger="gateway.devices.poller")
+    run(main())
+    assert len(caplog.records) == 2  # one per point, not per poll
+
+
+def test_run_polls_every_job_at_its_interval_without_busy_polling() -> None:
+    async def main() -> tuple[Poller, Sink]:
+        fast, slow = job(0.05, "fast"), job(0.1, "slow")
+        p, sink = poller(ok, [fast, slow], rand=lambda: 0.0)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.525):
+                await p.run()
+        return p, sink
+
+    p, sink = run(main())
+    counts = {d: sum(1 for s in sink.polls if s[0] == d) for d in ("fast", "slow")}
+    assert 10 <= counts["fast"] <= 11
+    assert 5 <= counts["slow"] <= 6
+    assert len(p.connection.calls) == 2 * len(sink.polls)  # type: ignore[attr-defined]
+    jitter = [abs(x) for s in p.stats.values() for x in s.jitter_s]
+    assert max(jitter) < 0.05
+
+
+def test_a_dead_device_is_polled_rarely_and_its_neighbour_keeps_its_pace() -> None:
+    class Conn(FakeConnection):
+        async def read(self, table: Table, start: int, count: int, **kw: Any) -> list[int]:
+            self.calls.append((table, start, count))
+            if kw["device"] == "dead":
+                await asyncio.sleep(0.04)  # the request timeout a dead device costs
+                raise DeviceTimeout("dead", 0.04)
+            return ok(table, start, count)
+
+    async def main() -> Sink:
+        sink = Sink()
+        p = Poller(
+            Conn(ok), [job(0.05, "dead"), job(0.05, "alive")], sink,  # type: ignore[arg-type]
+            backoff_max_s=0.4, rand=lambda: 0.0,
+        )  # fmt: skip
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await p.run()
+        return sink
+
+    sink = run(main())
+    dead = sum(1 for s in sink.polls if s[0] == "dead")
+    alive = sum(1 for s in sink.polls if s[0] == "alive")
+    assert dead <= 6  # 0, 0.14, 0.38, 0.82: backed off, not 20 timeouts a second
+    assert alive >= 17  # ~20 at 50 ms, minus the few slots a timeout delayed
+
+
+def test_devices_on_different_pollers_wake_together_on_the_tick() -> None:
+    async def main() -> list[list[float]]:
+        sinks = []
+        pollers = []
+        for n in range(4):
+            p, sink = poller(ok, [job(0.1, f"d{n}")], tick_s=0.05, rand=lambda: 0.3)
+            pollers.append(p)
+            sinks.append(sink)
+        starts: list[list[float]] = [[] for _ in pollers]
+        for n, p in enumerate(pollers):
+            original = p.poll
+
+            async def timed(j: PollJob, start: float, n: int = n, original: Any = original) -> None:
+                starts[n].append(start)
+                await original(j, start)
+
+            p.poll = timed  # type: ignore[method-assign]
+
+        async def all_of_them() -> None:
+            async with asyncio.TaskGroup() as tg:
+                for p in pollers:
+                    tg.create_task(p.run())
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(all_of_them(), 0.45)
+        return starts
+
+    starts = run(main())
+    firsts = {round(s[0], 3) for s in starts}
+    assert len(firsts) == 1  # the same slot for all four
+    assert all(len(s) >= 3 for s in starts)
