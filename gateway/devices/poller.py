@@ -14,9 +14,9 @@ Scheduling (the pure helpers below are unit-tested on their own):
   skipped, never bunched up (``next_due``).
 * Phases are put on a grid of ``tick_s`` shared by every poller (``snap``), so the devices that
   share a slot are woken in the same loop iteration. Waking once per slot instead of once per
-  device is most of the CPU at low rates: measured with a bare pymodbus loop, 200 devices at
-  1 s cost 4.8 % of a core spread at random, 3.2 % on a 20 ms grid and 1.4 % on a 100 ms grid
-  (bench/RESULTS.md). Intervals that are multiples of the tick keep every poll on the grid.
+  device is most of the CPU at low rates: 200 devices at 1 s took ~9 % of a core with phases at
+  random, ~4 % on a 50 ms grid and ~3.5 % on a 100 ms grid (bench/RESULTS.md, bench/polling).
+  Intervals that are multiples of the tick keep every poll on the grid.
 * The task sleeps until the earliest job is due; it never polls in a loop. Sleeps under 1 ms are
   not taken (uvloop turns them into a busy loop, MEASURED.md): the job runs at once instead.
 * A job whose poll failed although connected (no answer, every read refused) is backed off:
