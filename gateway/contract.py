@@ -20,6 +20,7 @@ rst/{site}/kds/{station}/events                1         :class:`KdsEvent` (scre
 rst/{site}/kds/{station}/heartbeat             0         :class:`Heartbeat` (screen publishes)
 rst/{site}/orders/{order_id}/status            1         :class:`OrderStatusUpdate`
 rst/{site}/device/{device}/status              1, ret.   :class:`DeviceStatus` (everyone; LWT)
+rst/{site}/device/{device}/telemetry           0         :class:`Telemetry` (gateway, sensor nodes)
 rst/{site}/alerts                              1         :class:`Alert` (gateway publishes)
 =============================================  ========  ==========================================
 """

@@ -50,6 +50,7 @@ WIRE_MODELS: dict[str, TypeAdapter[Any]] = {
     "Heartbeat": TypeAdapter(contract.Heartbeat),
     "OrderStatusUpdate": TypeAdapter(contract.OrderStatusUpdate),
     "DeviceStatus": TypeAdapter(contract.DeviceStatus),
+    "Telemetry": TypeAdapter(contract.Telemetry),
     "Alert": TypeAdapter(contract.Alert),
 }
 
@@ -97,6 +98,7 @@ CHANNELS: tuple[ChannelDoc, ...] = (
     ChannelDoc("kdsHeartbeat", "rst/{site}/kds/{station}/heartbeat", "Heartbeat", qos=0),
     ChannelDoc("orderStatus", "rst/{site}/orders/{order_id}/status", "OrderStatusUpdate"),
     ChannelDoc("deviceStatus", "rst/{site}/device/{device}/status", "DeviceStatus", retain=True),
+    ChannelDoc("deviceTelemetry", "rst/{site}/device/{device}/telemetry", "Telemetry", qos=0),
     ChannelDoc("alerts", "rst/{site}/alerts", "Alert"),
 )
 
@@ -129,6 +131,10 @@ _CHANNEL_TEXT = {
     "deviceStatus": "Retained presence of every client (gateway, tablet, screen). Each client "
     "sets its MQTT last will to a retained `DeviceStatus` with `state: offline` on its own topic "
     "(QoS 1) and publishes a retained `online` right after connecting.",
+    "deviceTelemetry": "Readings of an appliance or sensor: the gateway publishes what it polls "
+    "from Modbus devices, and MQTT sensor nodes publish the same shape themselves (validated "
+    "against their device profile). `seq` grows by one per message; a restart of the publisher "
+    "starts again at 1 with a later `at`.",
     "alerts": "Something a person should know about: a silent screen, a full disk.",
 }
 
@@ -151,6 +157,8 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, str], ...] = (
         None,
         "Publish the gateway's presence; its will says offline.",
     ),
+    ("sendTelemetry", "send", "deviceTelemetry", None, "Publish an appliance's readings."),
+    ("receiveTelemetry", "receive", "deviceTelemetry", None, "Take a sensor node's readings."),
     ("sendAlert", "send", "alerts", None, "Tell people about a problem."),
 )
 
