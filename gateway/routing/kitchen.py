@@ -17,6 +17,8 @@ ticket with live lines bumped, no course held) → ``closed`` (the expo bumped).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -174,6 +176,8 @@ class Kitchen:
         self._closed: set[UUID] = set()
         self._acks: dict[UUID, tuple[UUID, int]] = {}
         self._sent: dict[UUID, tuple[UUID, Ticket]] = {}
+        self._due: list[tuple[datetime, int, UUID]] = []  # (next fire time, tie-break, order)
+        self._seq = itertools.count()
         self.redirects: dict[str, str] = {}
 
     # --- queries --------------------------------------------------------------------------
@@ -264,6 +268,7 @@ class Kitchen:
         self._orders[rec.order_id] = rec
         for t in rec.tickets:
             self._by_ticket[t.ticket_id] = (rec, t)
+        self._push_due(rec)
 
     def _close(self, rec: OrderRecord) -> None:
         del self._orders[rec.order_id]
@@ -296,21 +301,48 @@ class Kitchen:
         return effects + self.release_due(now, only=rec)
 
     def release_due(self, now: datetime, only: OrderRecord | None = None) -> list[Effect]:
-        """Send every prep ticket whose first line is due to fire."""
+        """Send every prep ticket whose first line is due to fire.
+
+        Without ``only`` it looks only at orders whose next fire time has come (a heap), not at
+        every open order: the service calls this several times a second.
+        """
+        if only is not None:
+            return self._release(only, now)
         effects: list[Effect] = []
-        for rec in [only] if only is not None else list(self._orders.values()):
-            released = False
-            for t in rec.tickets:
-                if t.version or t.station == EXPO:
-                    continue
-                fire_at = self._ticket_fire_at(rec, t)
-                if fire_at is not None and fire_at <= now:
-                    effects += self._new_version(rec, t, now)
-                    released = True
-            if released and rec.state is OrderState.ACCEPTED:
-                rec.state = OrderState.IN_KITCHEN
-                effects.append(self._status(rec, now))
+        while self._due and self._due[0][0] <= now:
+            _, _, order_id = heapq.heappop(self._due)
+            rec = self._orders.get(order_id)
+            if rec is not None:  # entries of closed orders just expire
+                effects += self._release(rec, now)
+                self._push_due(rec)
         return effects
+
+    def _release(self, rec: OrderRecord, now: datetime) -> list[Effect]:
+        effects: list[Effect] = []
+        released = False
+        for t in rec.tickets:
+            if t.version or t.station == EXPO:
+                continue
+            fire_at = self._ticket_fire_at(rec, t)
+            if fire_at is not None and fire_at <= now:
+                effects += self._new_version(rec, t, now)
+                released = True
+        if released and rec.state is OrderState.ACCEPTED:
+            rec.state = OrderState.IN_KITCHEN
+            effects.append(self._status(rec, now))
+        return effects
+
+    def _push_due(self, rec: OrderRecord) -> None:
+        """Remember when this order next has a ticket to release (stale entries are harmless)."""
+        times = [
+            fire_at
+            for t in rec.tickets
+            if not t.version
+            and t.station != EXPO
+            and (fire_at := self._ticket_fire_at(rec, t)) is not None
+        ]
+        if times:
+            heapq.heappush(self._due, (min(times), next(self._seq), rec.order_id))
 
     def fire_course(self, order_id: UUID, course: int, now: datetime) -> list[Effect]:
         """A server fires a held (or scheduled) course now."""
@@ -479,6 +511,8 @@ class Kitchen:
                 if not started and ln.fire_at != at:
                     ln.fire_at = at
                     changed.add(ln.line_id)
+        if rec.order_id in self._orders:
+            self._push_due(rec)
         return changed
 
     def _ticket_fire_at(self, rec: OrderRecord, t: TicketState) -> datetime | None:
