@@ -13,6 +13,7 @@ bank's write listener and are cleared by the model, as devices do.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class ErrorLog:
             bank.set(f"{prefix}{i}", code)
 
 
-class ApplianceModel:
+class ApplianceModel(ABC):
     """Base of the appliance models: sub-stepped simulated time over a register bank.
 
     Subclasses list the point ids they need in ``points`` (checked at construction, so a
@@ -100,16 +101,16 @@ class ApplianceModel:
             left -= h
         self._publish()
 
-    def _on_write(self, point_id: str, value: Value) -> None:
+    def _on_write(self, point_id: str, value: Value) -> None:  # noqa: B027 - optional hook
         """React to an accepted gateway write (default: settings are read each step)."""
 
-    def _settings(self) -> None:
+    def _settings(self) -> None:  # noqa: B027 - optional hook
         """Read the settings the gateway may have written."""
 
+    @abstractmethod
     def _advance(self, dt_s: float) -> None:
         """Move the physics on by ``dt_s`` (at most ``max_step_s``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _publish(self) -> None:
         """Write the current state to the bank."""
-        raise NotImplementedError
