@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated
-from uuid import NAMESPACE_URL, UUID, uuid5
+from typing import TYPE_CHECKING
 
-from pydantic import Field, TypeAdapter
-
-from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasses' annotations
 from gateway.contract import (
     KdsAction,
     OrderState,
@@ -36,131 +31,30 @@ from gateway.contract import (
     TicketItem,
     TicketStatus,
 )
+from gateway.routing.records import (
+    EXPO,
+    RECORD,
+    Changes,
+    Effect,
+    KitchenError,
+    LineState,
+    OrderRecord,
+    SendStatus,
+    SendTicket,
+    TicketState,
+    line_state,
+    ticket_id_for,
+)
 from gateway.routing.timing import course_fire_times, fire_offsets
+
+__all__ = ["Changes", "Effect", "Kitchen", "KitchenError", "SendStatus", "SendTicket"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from uuid import UUID
 
     from gateway.config import Course
     from gateway.routing.orders import PricedLine, PricedOrder
-
-EXPO = "expo"
-
-
-@dataclass(slots=True)
-class LineState:
-    """One order line as the kitchen tracks it."""
-
-    line_id: str
-    item: str
-    name: str
-    qty: int
-    modifiers: tuple[str, ...]
-    note: str | None
-    course: int
-    station: str
-    also: tuple[str, ...]
-    prep_s: int
-    fire_at: datetime | None = None
-    voided: bool = False
-    done: bool = False
-
-    @property
-    def stations(self) -> tuple[str, ...]:
-        """Every prep station that gets this line."""
-        return (self.station, *self.also)
-
-
-@dataclass(slots=True)
-class TicketState:
-    """One ticket: ``version`` 0 means it has not been sent yet."""
-
-    ticket_id: UUID
-    station: str  # home station, or EXPO
-    course: int | None  # None for the expo ticket
-    target: str = ""  # where it is delivered now (home, or the backup while redirected)
-    version: int = 0
-    version_at: datetime | None = None
-    acked: int = 0
-    bumped: bool = False
-    redirected_from: str | None = None
-    status: TicketStatus = TicketStatus.FIRED
-    # The latest version exactly as sent: a resend (also after a restart) repeats it, whatever
-    # changed in the order since, so one (ticket_id, version) has one content. It is persisted
-    # once per version in its own table, not in every snapshot of the order.
-    sent: Annotated[Ticket | None, Field(exclude=True)] = None
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    """An open order with its lines and tickets (what is persisted per order)."""
-
-    order_id: UUID
-    device: str
-    table: str
-    dining: Dining
-    accepted_at: datetime
-    lines: list[LineState]
-    course_fire: dict[int, datetime | None]
-    tickets: list[TicketState] = field(default_factory=list)
-    state: OrderState = OrderState.ACCEPTED
-
-    def line(self, line_id: str) -> LineState | None:
-        """Find a line by id."""
-        return next((ln for ln in self.lines if ln.line_id == line_id), None)
-
-    def lines_of(self, t: TicketState) -> list[LineState]:
-        """The lines a ticket shows."""
-        if t.station == EXPO:
-            return list(self.lines)
-        return [ln for ln in self.lines if ln.course == t.course and t.station in ln.stations]
-
-
-_RECORD = TypeAdapter(OrderRecord)
-
-
-@dataclass(frozen=True, slots=True)
-class SendTicket:
-    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked)."""
-
-    ticket: Ticket
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """What a batch must persist.
-
-    Attributes:
-        snapshots: order id -> the order's state (without its sent tickets).
-        closed: orders that left the kitchen.
-        acks: (ticket id, order id, version) acknowledged by screens.
-        tickets: (ticket id, order id, version, the version as sent) for each new version.
-    """
-
-    snapshots: dict[UUID, bytes]
-    closed: set[UUID]
-    acks: list[tuple[UUID, UUID, int]]
-    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class SendStatus:
-    """Publish an order's new state."""
-
-    update: OrderStatusUpdate
-
-
-Effect = SendTicket | SendStatus
-
-
-class KitchenError(Exception):
-    """A command that cannot apply (unknown order, line already cooked...): told to the sender."""
-
-    def __init__(self, path: str, message: str) -> None:
-        """Keep where and what."""
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}")
 
 
 class Kitchen:
@@ -226,7 +120,7 @@ class Kitchen:
 
     def take_dirty(self) -> Changes:
         """What changed since the last call, to be committed before anything is sent."""
-        snaps = {oid: _RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
+        snaps = {oid: RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
         # An ack of an order whose snapshot is written anyway needs no row of its own.
         acks = [(tid, oid, v) for tid, (oid, v) in self._acks.items() if oid not in self._dirty]
         tickets = [
@@ -250,7 +144,7 @@ class Kitchen:
         order's last snapshot.
         """
         for raw in snapshots:
-            rec = _RECORD.validate_json(raw)
+            rec = RECORD.validate_json(raw)
             self._add(rec)
         for ticket_id, payload in tickets.items():
             found = self._by_ticket.get(ticket_id)
@@ -286,13 +180,13 @@ class Kitchen:
         """Take a validated order into the kitchen; returns the first tickets to send."""
         courses = {ln.course for ln in order.lines}
         fire = course_fire_times(courses, self._courses, now)
-        lines = [_line_state(ln) for ln in order.lines]
+        lines = [line_state(ln) for ln in order.lines]
         rec = OrderRecord(order.order_id, device, order.table, order.dining, now, lines, fire)
         self._schedule_lines(rec)
         stations = sorted({(s, ln.course) for ln in lines for s in ln.stations})
-        rec.tickets = [TicketState(_ticket_id(rec.order_id, s, c), s, c) for s, c in stations]
+        rec.tickets = [TicketState(ticket_id_for(rec.order_id, s, c), s, c) for s, c in stations]
         if self._expo is not None:
-            rec.tickets.append(TicketState(_ticket_id(rec.order_id, EXPO, None), EXPO, None))
+            rec.tickets.append(TicketState(ticket_id_for(rec.order_id, EXPO, None), EXPO, None))
         self._add(rec)
         self._dirty.add(rec.order_id)
         effects: list[Effect] = [self._status(rec, now)]
@@ -631,23 +525,3 @@ class Kitchen:
                 at=now,
             )
         )
-
-
-def _ticket_id(order_id: UUID, station: str, course: int | None) -> UUID:
-    """Deterministic, so a ticket rebuilt after a crash keeps its id."""
-    return uuid5(NAMESPACE_URL, f"ticket:{order_id}/{station}/{course}")
-
-
-def _line_state(ln: PricedLine) -> LineState:
-    return LineState(
-        line_id=ln.line_id,
-        item=ln.item,
-        name=ln.name,
-        qty=ln.qty,
-        modifiers=ln.modifiers,
-        note=ln.note,
-        course=ln.course,
-        station=ln.station,
-        also=ln.also,
-        prep_s=ln.prep_s,
-    )

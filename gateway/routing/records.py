@@ -1,0 +1,159 @@
+"""What the kitchen tracks and persists: order, line and ticket state, and the effects it emits.
+
+Plain dataclasses (snapshots are JSON through pydantic's ``TypeAdapter``); the state machine that
+moves them is :class:`gateway.routing.kitchen.Kitchen`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime  # noqa: TC003 - pydantic reads the dataclasses' annotations
+from typing import TYPE_CHECKING, Annotated
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import Field, TypeAdapter
+
+from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasses' annotations
+from gateway.contract import OrderState, OrderStatusUpdate, Ticket, TicketStatus
+
+if TYPE_CHECKING:
+    from gateway.routing.orders import PricedLine
+
+EXPO = "expo"
+
+
+@dataclass(slots=True)
+class LineState:
+    """One order line as the kitchen tracks it."""
+
+    line_id: str
+    item: str
+    name: str
+    qty: int
+    modifiers: tuple[str, ...]
+    note: str | None
+    course: int
+    station: str
+    also: tuple[str, ...]
+    prep_s: int
+    fire_at: datetime | None = None
+    voided: bool = False
+    done: bool = False
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        """Every prep station that gets this line."""
+        return (self.station, *self.also)
+
+
+@dataclass(slots=True)
+class TicketState:
+    """One ticket: ``version`` 0 means it has not been sent yet."""
+
+    ticket_id: UUID
+    station: str  # home station, or EXPO
+    course: int | None  # None for the expo ticket
+    target: str = ""  # where it is delivered now (home, or the backup while redirected)
+    version: int = 0
+    version_at: datetime | None = None
+    acked: int = 0
+    bumped: bool = False
+    redirected_from: str | None = None
+    status: TicketStatus = TicketStatus.FIRED
+    # The latest version exactly as sent: a resend (also after a restart) repeats it, whatever
+    # changed in the order since, so one (ticket_id, version) has one content. It is persisted
+    # once per version in its own table, not in every snapshot of the order.
+    sent: Annotated[Ticket | None, Field(exclude=True)] = None
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    """An open order with its lines and tickets (what is persisted per order)."""
+
+    order_id: UUID
+    device: str
+    table: str
+    dining: Dining
+    accepted_at: datetime
+    lines: list[LineState]
+    course_fire: dict[int, datetime | None]
+    tickets: list[TicketState] = field(default_factory=list)
+    state: OrderState = OrderState.ACCEPTED
+
+    def line(self, line_id: str) -> LineState | None:
+        """Find a line by id."""
+        return next((ln for ln in self.lines if ln.line_id == line_id), None)
+
+    def lines_of(self, t: TicketState) -> list[LineState]:
+        """The lines a ticket shows."""
+        if t.station == EXPO:
+            return list(self.lines)
+        return [ln for ln in self.lines if ln.course == t.course and t.station in ln.stations]
+
+
+RECORD = TypeAdapter(OrderRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTicket:
+    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked)."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a batch must persist.
+
+    Attributes:
+        snapshots: order id -> the order's state (without its sent tickets).
+        closed: orders that left the kitchen.
+        acks: (ticket id, order id, version) acknowledged by screens.
+        tickets: (ticket id, order id, version, the version as sent) for each new version.
+    """
+
+    snapshots: dict[UUID, bytes]
+    closed: set[UUID]
+    acks: list[tuple[UUID, UUID, int]]
+    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SendStatus:
+    """Publish an order's new state."""
+
+    update: OrderStatusUpdate
+
+
+Effect = SendTicket | SendStatus
+
+
+class KitchenError(Exception):
+    """A command that cannot apply (unknown order, line already cooked...): told to the sender."""
+
+    def __init__(self, path: str, message: str) -> None:
+        """Keep where and what."""
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+def ticket_id_for(order_id: UUID, station: str, course: int | None) -> UUID:
+    """A ticket's id: deterministic, so a ticket rebuilt after a crash keeps its id."""
+    return uuid5(NAMESPACE_URL, f"ticket:{order_id}/{station}/{course}")
+
+
+def line_state(ln: PricedLine) -> LineState:
+    """The kitchen's mutable copy of a validated line."""
+    return LineState(
+        line_id=ln.line_id,
+        item=ln.item,
+        name=ln.name,
+        qty=ln.qty,
+        modifiers=ln.modifiers,
+        note=ln.note,
+        course=ln.course,
+        station=ln.station,
+        also=ln.also,
+        prep_s=ln.prep_s,
+    )
