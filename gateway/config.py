@@ -88,7 +88,6 @@ class StateConfig(Frozen):
     dir: Path = Path("state")
     durability: Literal["full", "normal"] = "full"
     batch_max: int = Field(default=256, ge=1, le=10_000)
-    batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     min_free_mb: int = Field(default=64, ge=0)
 
 
@@ -289,10 +288,7 @@ class SiteConfig(Frozen):
 
     def item(self, item_id: str) -> Item | None:
         """Look an item up by id."""
-        return self._items_by_id().get(item_id)
-
-    def _items_by_id(self) -> dict[str, Item]:
-        return {i.id: i for i in self.items}
+        return next((i for i in self.items if i.id == item_id), None)
 
     def with_overrides(self, *, mqtt_url: str | None = None, state_dir: Path | None = None) -> Self:
         """Apply command-line / environment overrides, returning a new frozen config."""

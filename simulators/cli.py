@@ -108,6 +108,16 @@ def _tablet_schedule(args: argparse.Namespace) -> Schedule:
     return DinnerService(DinnerCurve(args.rate), speed=args.speed, start_at_s=args.start_at)
 
 
+def _site_and_url(args: argparse.Namespace) -> tuple[SiteConfig, str] | None:
+    """The site and broker URL a simulator runs against, or None after printing why not."""
+    try:
+        cfg = load_for_site(args.config, args.site)
+    except GatewayError as err:
+        print(err, file=sys.stderr)
+        return None
+    return cfg, args.url or cfg.mqtt.url
+
+
 def tablets_main(argv: list[str]) -> int:
     """``python -m simulators.tablets``: send orders until done, Ctrl-C or ``--duration``."""
     p = _common("python -m simulators.tablets", "Simulated order tablets.")
@@ -124,12 +134,10 @@ def tablets_main(argv: list[str]) -> int:
     p.add_argument("--response-topic-fraction", type=float, default=0.0)
     p.add_argument("--no-fire", action="store_true", help="never send fire_course")
     args = p.parse_args(argv)
-    try:
-        cfg = load_for_site(args.config, args.site)
-    except GatewayError as err:
-        print(err, file=sys.stderr)
+    loaded = _site_and_url(args)
+    if loaded is None:
         return 2
-    url = args.url or cfg.mqtt.url
+    cfg, url = loaded
 
     async def main(stop: asyncio.Event) -> int:
         fleet = TabletFleet(
@@ -182,12 +190,10 @@ def kds_main(argv: list[str]) -> int:
     p.add_argument("--item-done", action="store_true", help="report item_done per line")
     p.add_argument("--no-bump", action="store_true", help="ack but never bump")
     args = p.parse_args(argv)
-    try:
-        cfg = load_for_site(args.config, args.site)
-    except GatewayError as err:
-        print(err, file=sys.stderr)
+    loaded = _site_and_url(args)
+    if loaded is None:
         return 2
-    url = args.url or cfg.mqtt.url
+    cfg, url = loaded
 
     async def main(stop: asyncio.Event) -> int:
         screens = KitchenScreens(

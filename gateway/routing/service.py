@@ -131,6 +131,7 @@ class OrderService:
         self._disk_low = False
         self._logged: set[str] = set()
         self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -144,8 +145,10 @@ class OrderService:
             self._last_seen[s.id] = now  # a grace period after start-up
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._tg.create_task(self._flusher(), name="orders-flusher")
-        self._tg.create_task(self._ticker(), name="orders-ticker")
+        self._tasks = [
+            self._tg.create_task(self._flusher(), name="orders-flusher"),
+            self._tg.create_task(self._ticker(), name="orders-ticker"),
+        ]
         self._outbox.send(MenuOut(self.menu()))
         self.resend_now()
         log.info(
@@ -160,7 +163,7 @@ class OrderService:
     ) -> None:
         """Stop the loops; what was not committed is redelivered by the broker next time."""
         assert self._tg is not None
-        for task in list(self._tg._tasks):  # noqa: SLF001 - TaskGroup has no public cancel-all
+        for task in self._tasks:
             task.cancel()
         await self._tg.__aexit__(et, e, tb)
 
