@@ -67,9 +67,10 @@ class Kitchen:
         self._orders: dict[UUID, OrderRecord] = {}
         self._by_ticket: dict[UUID, tuple[OrderRecord, TicketState]] = {}
         self._dirty: set[UUID] = set()
-        self._closed: set[UUID] = set()
-        self._acks: dict[UUID, tuple[UUID, int]] = {}
-        self._sent: dict[UUID, tuple[UUID, Ticket]] = {}
+        self._closed: set[int] = set()  # seq numbers of orders closed since take_dirty
+        self._acks: dict[UUID, tuple[OrderRecord, int]] = {}
+        self._sent: dict[UUID, tuple[OrderRecord, Ticket]] = {}
+        self._next_seq = 1
         self._due: list[tuple[datetime, int, UUID]] = []  # (next fire time, tie-break, order)
         self._seq = itertools.count()
         self.redirects: dict[str, str] = {}
@@ -120,13 +121,14 @@ class Kitchen:
 
     def take_dirty(self) -> Changes:
         """What changed since the last call, to be committed before anything is sent."""
-        snaps = {oid: RECORD.dump_json(self._orders[oid]) for oid in self._dirty}
+        orders = self._orders
+        snaps = {orders[oid].seq: RECORD.dump_json(orders[oid]) for oid in self._dirty}
         # An ack of an order whose snapshot is written anyway needs no row of its own.
-        acks = [(tid, oid, v) for tid, (oid, v) in self._acks.items() if oid not in self._dirty]
+        dirty = self._dirty
+        acks = [(tid, r.seq, v) for tid, (r, v) in self._acks.items() if r.order_id not in dirty]
         tickets = [
-            (tid, oid, t.version, t.model_dump_json().encode())
-            for tid, (oid, t) in self._sent.items()
-            if oid not in self._closed
+            (tid, r.seq, t.version, t.model_dump_json().encode())
+            for tid, (r, t) in self._sent.items()
         ]
         changes = Changes(snaps, self._closed, acks, tickets)
         self._dirty, self._closed, self._acks, self._sent = set(), set(), {}, {}
@@ -137,15 +139,19 @@ class Kitchen:
         snapshots: Iterable[bytes],
         acks: Mapping[UUID, int] = MappingProxyType({}),
         tickets: Mapping[UUID, bytes] = MappingProxyType({}),
+        next_seq: int = 1,
     ) -> None:
         """Load open orders persisted by ``take_dirty`` (at start-up).
 
         ``tickets`` are their sent versions; ``acks`` the acknowledgements that came after an
-        order's last snapshot.
+        order's last snapshot; ``next_seq`` is above every order number ever persisted (closed
+        orders included), so a new order never takes an old one's row.
         """
+        self._next_seq = max(self._next_seq, next_seq)
         for raw in snapshots:
             rec = RECORD.validate_json(raw)
             self._add(rec)
+            self._next_seq = max(self._next_seq, rec.seq + 1)
         for ticket_id, payload in tickets.items():
             found = self._by_ticket.get(ticket_id)
             if found is not None:
@@ -169,7 +175,7 @@ class Kitchen:
         for t in rec.tickets:
             self._by_ticket.pop(t.ticket_id, None)
         self._dirty.discard(rec.order_id)
-        self._closed.add(rec.order_id)
+        self._closed.add(rec.seq)
         for t in rec.tickets:
             self._acks.pop(t.ticket_id, None)
             self._sent.pop(t.ticket_id, None)
@@ -182,6 +188,7 @@ class Kitchen:
         fire = course_fire_times(courses, self._courses, now)
         lines = [line_state(ln) for ln in order.lines]
         rec = OrderRecord(order.order_id, device, order.table, order.dining, now, lines, fire)
+        rec.seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._schedule_lines(rec)
         stations = sorted({(s, ln.course) for ln in lines for s in ln.stations})
         rec.tickets = [TicketState(ticket_id_for(rec.order_id, s, c), s, c) for s, c in stations]
@@ -309,7 +316,7 @@ class Kitchen:
                 t.acked = version
                 # An ack is one small row, not a new snapshot of the whole order: acks are
                 # the most frequent event, and losing one only costs a resend.
-                self._acks[ticket_id] = (rec.order_id, version)
+                self._acks[ticket_id] = (rec, version)
                 if rec.state is OrderState.VOIDED and self._all_acked(rec):
                     self._close(rec)
             return []
@@ -463,7 +470,7 @@ class Kitchen:
         t.status = self._ticket_status(rec, t)
         self._dirty.add(rec.order_id)
         t.sent = self._render(rec, t)
-        self._sent[t.ticket_id] = (rec.order_id, t.sent)
+        self._sent[t.ticket_id] = (rec, t.sent)
         return [SendTicket(t.sent)]
 
     def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:

@@ -79,6 +79,9 @@ class OrderRecord:
     course_fire: dict[int, datetime | None]
     tickets: list[TicketState] = field(default_factory=list)
     state: OrderState = OrderState.ACCEPTED
+    # The kitchen's own order number, in order of acceptance: the store's key, so the rows of
+    # the orders in the kitchen now sit together on disk (an order id is random).
+    seq: int = 0
 
     def line(self, line_id: str) -> LineState | None:
         """Find a line by id."""
@@ -105,17 +108,19 @@ class SendTicket:
 class Changes:
     """What a batch must persist.
 
+    Orders are named by their ``seq`` (``OrderRecord.seq``), not their id.
+
     Attributes:
-        snapshots: order id -> the order's state (without its sent tickets).
-        closed: orders that left the kitchen.
-        acks: (ticket id, order id, version) acknowledged by screens.
-        tickets: (ticket id, order id, version, the version as sent) for each new version.
+        snapshots: order seq -> the order's state (without its sent tickets).
+        closed: seqs of the orders that left the kitchen.
+        acks: (ticket id, order seq, version) acknowledged by screens.
+        tickets: (ticket id, order seq, version, the version as sent) for each new version.
     """
 
-    snapshots: dict[UUID, bytes]
-    closed: set[UUID]
-    acks: list[tuple[UUID, UUID, int]]
-    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
+    snapshots: dict[int, bytes]
+    closed: set[int]
+    acks: list[tuple[UUID, int, int]]
+    tickets: list[tuple[UUID, int, int, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

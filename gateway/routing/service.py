@@ -6,6 +6,12 @@ That order is the durability boundary: a crash before the commit loses nothing (
 redelivers what was not acknowledged, tablets resend what got no reply); a crash after it
 resends from disk, and screens dedupe ``(ticket_id, version)``.
 
+Group commit: the commit runs on a writer thread (SQLite releases the GIL while it writes and
+fsyncs), one at a time and in order. While it runs, the loop keeps reading the socket and
+handles what arrives into the next batch, which is committed as soon as the writer is free. At
+low rates every event is committed at once; under load batches grow by themselves, so the
+number of commits (and fsyncs) per second stays bounded by the disk, not by the message rate.
+
 Queues and their overflow policies:
 - inbound QoS 1 events: bounded by MQTT flow control (Receive Maximum: the broker sends no more
   until we acknowledge), so ``_pending`` never grows past it;
@@ -19,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 from uuid import UUID, uuid4
@@ -100,6 +107,18 @@ class OrderStats:
 
 
 @dataclass(slots=True)
+class _Open:
+    """The batch being filled while the previous one is committed."""
+
+    batch: Batch = field(default_factory=Batch)
+    outs: list[OutboundEvent] = field(default_factory=list)
+    tokens: list[object] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.tokens or self.outs or self.batch)
+
+
+@dataclass(slots=True)
 class _Unacked:
     ticket: Ticket
     due: float
@@ -130,6 +149,9 @@ class OrderService:
         self._silent: set[str] = set()
         self._disk_low = False
         self._logged: set[str] = set()
+        self._open = _Open()
+        self._commit_wanted = asyncio.Event()
+        self._writer: ThreadPoolExecutor | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -137,16 +159,22 @@ class OrderService:
 
     async def __aenter__(self) -> Self:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
-        self.kitchen.restore(self._store.open_orders(), self._store.acks(), self._store.tickets())
+        store = self._store
+        self.kitchen.restore(
+            store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
+        )
         now = time.monotonic()
         for ticket in self.kitchen.unacked():
             self._track(ticket, now)  # due now: the first resend goes out on the first tick
         for s in self._cfg.stations:
             self._last_seen[s.id] = now  # a grace period after start-up
+        # One thread: commits must reach the disk in the order their batches were made.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self._tasks = [
             self._tg.create_task(self._flusher(), name="orders-flusher"),
+            self._tg.create_task(self._committer(), name="orders-committer"),
             self._tg.create_task(self._ticker(), name="orders-ticker"),
         ]
         self._outbox.send(MenuOut(self.menu()))
@@ -165,7 +193,15 @@ class OrderService:
         assert self._tg is not None
         for task in self._tasks:
             task.cancel()
-        await self._tg.__aexit__(et, e, tb)
+        try:
+            await self._tg.__aexit__(et, e, tb)
+        finally:
+            if self._writer is not None:
+                # A commit already on the writer thread finishes (it is one transaction), so
+                # the store can be closed after us; its batch is neither acked nor sent, which
+                # a restart handles like a crash just after a commit.
+                self._writer.shutdown(wait=True)
+                self._writer = None
 
     # --- input --------------------------------------------------------------------------
 
@@ -226,32 +262,43 @@ class OrderService:
             self._wake.clear()
             # Let every message already read from the socket join this batch.
             await asyncio.sleep(0)
-            self._flush()
+            self._fill()
 
-    def _flush(self) -> None:
-        limit = self._cfg.state.batch_max
-        while self._pending:
-            events, self._pending = self._pending[:limit], self._pending[limit:]
-            batch = Batch()
-            outs: list[OutboundEvent] = []
-            tokens: list[object] = []
-            for ev in events:
-                self._handle(ev, batch, outs, tokens)
-            self._commit_and_send(batch, outs, tokens)
+    def _fill(self) -> None:
+        """Handle pending events into the open batch, up to ``batch_max`` events in it."""
+        room = self._cfg.state.batch_max - len(self._open.tokens)
+        if room <= 0 or not self._pending:
+            return
+        events, self._pending = self._pending[:room], self._pending[room:]
+        opened = self._open
+        for ev in events:
+            self._handle(ev, opened.batch, opened.outs, opened.tokens)
+        self._commit_wanted.set()
 
-    def _commit_and_send(
-        self, batch: Batch, outs: list[OutboundEvent], tokens: list[object]
-    ) -> None:
-        changes = self.kitchen.take_dirty()
-        batch.snapshots, batch.closed, batch.acks = changes.snapshots, changes.closed, changes.acks
-        batch.tickets = changes.tickets
-        # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us from disk.
-        self._store.commit(batch)
+    async def _committer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            while self._open:
+                opened, self._open = self._open, _Open()
+                if self._pending:
+                    self._wake.set()  # events that waited for room go into the next batch
+                batch = opened.batch
+                changes = self.kitchen.take_dirty()
+                batch.snapshots, batch.closed = changes.snapshots, changes.closed
+                batch.acks, batch.tickets = changes.acks, changes.tickets
+                # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us
+                # from disk.
+                await loop.run_in_executor(self._writer, self._store.commit, batch)
+                self._after_commit(opened)
+
+    def _after_commit(self, done: _Open) -> None:
         self.stats.batches += 1
-        for token in tokens:
+        for token in done.tokens:
             self._outbox.ack(token)
         now = time.monotonic()
-        for out in _latest_status_only(outs):
+        for out in _latest_status_only(done.outs):
             if isinstance(out, TicketOut):
                 self._track(out.ticket, now + self._cfg.delivery.resend_after_s)
                 self.stats.tickets_sent += 1
@@ -428,12 +475,14 @@ class OrderService:
                 self._check_disk()
             if mono >= next_purge:
                 next_purge = mono + _PURGE_EVERY_S
-                self._store.purge(_RETENTION_S)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._writer, self._store.purge, _RETENTION_S)
             now = self._clock.now()
             outs = _outbound(self.kitchen.release_due(now))
             outs += self._check_screens(mono)
             if outs:
-                self._commit_and_send(Batch(), outs, [])
+                self._open.outs.extend(outs)
+                self._commit_wanted.set()
             self._resend_due(mono)
 
     def _track(self, ticket: Ticket, due: float) -> None:

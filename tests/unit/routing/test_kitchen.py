@@ -437,14 +437,16 @@ def test_voiding_every_line_closes_the_order_once_the_screens_have_the_void() ->
     assert {(t.ticket_id, t.version) for t in k.unacked()} == {
         (t.ticket_id, t.version) for t in tickets.values()
     }
-    assert order.order_id in k.take_dirty().snapshots
+    rec = k.order(order.order_id)
+    assert rec is not None
+    assert rec.seq in k.take_dirty().snapshots
     for t in tickets.values():
         kds(k, t, KdsAction.ACK, at(3))
     assert order.order_id not in k
     assert k.unacked() == []
     changes = k.take_dirty()
-    assert changes.closed == {order.order_id}
-    assert order.order_id not in changes.snapshots
+    assert changes.closed == {rec.seq}
+    assert rec.seq not in changes.snapshots
     with pytest.raises(KitchenError):
         k.void_line(order.order_id, "L0", at(3))
 
@@ -522,13 +524,15 @@ def test_bumping_every_prep_ticket_makes_the_order_ready_and_the_expo_closes_it(
     assert states(kds(k, tickets["fry"], KdsAction.BUMP, at(620))) == [OrderState.READY]
 
     k.take_dirty()
+    rec = k.order(order.order_id)
+    assert rec is not None
     effects = kds(k, tickets["expo"], KdsAction.BUMP, at(700))
     assert states(effects) == [OrderState.CLOSED]
     assert order.order_id not in k
     assert len(k) == 0
     assert k.unacked() == []
     changes = k.take_dirty()
-    assert changes.closed == {order.order_id}
+    assert changes.closed == {rec.seq}
     assert changes.snapshots == {}
     # Screens talking about a closed order's tickets are ignored.
     assert kds(k, tickets["cold"], KdsAction.RECALL) == []
@@ -727,14 +731,43 @@ def test_take_dirty_reports_each_change_once() -> None:
     k = demo_kitchen()
     order = make_order("bruschetta")
     k.accept(order, "tab-1", T0)
+    rec = k.order(order.order_id)
+    assert rec is not None
     changes = k.take_dirty()
-    assert set(changes.snapshots) == {order.order_id}
+    assert set(changes.snapshots) == {rec.seq}
     assert changes.closed == set()
     assert k.take_dirty() == Changes({}, set(), [])
     (cold,) = [t for t in k.unacked() if t.station == "cold"]
     kds(k, cold, KdsAction.ACK)
     # An ack is state a restart needs, written as one small row, not a new snapshot.
-    assert k.take_dirty() == Changes({}, set(), [(cold.ticket_id, order.order_id, 1)])
+    assert k.take_dirty() == Changes({}, set(), [(cold.ticket_id, rec.seq, 1)])
+
+
+def test_order_numbers_increase_and_survive_a_restart_above_closed_ones() -> None:
+    k = demo_kitchen()
+    seqs = []
+    for _ in range(3):
+        order = make_order("bruschetta")
+        k.accept(order, "tab-1", T0)
+        rec = k.order(order.order_id)
+        assert rec is not None
+        seqs.append(rec.seq)
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 3
+    snaps = k.take_dirty().snapshots
+    # A restart where the store has seen order numbers up to 40 (closed ones included).
+    fresh = demo_kitchen()
+    fresh.restore(snaps.values(), next_seq=41)
+    order = make_order("bruschetta")
+    fresh.accept(order, "tab-1", T0)
+    rec = fresh.order(order.order_id)
+    assert rec is not None
+    assert rec.seq == 41
+    # Without a store's hint, above the open orders restored.
+    fresh = demo_kitchen()
+    fresh.restore(snaps.values())
+    fresh.accept(make_order("bruschetta"), "tab-1", T0)
+    assert max(r.seq for r in fresh._orders.values()) == max(seqs) + 1
 
 
 # --- routing properties ----------------------------------------------------------------------

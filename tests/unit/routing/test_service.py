@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import sqlite3
+import time
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,8 +54,8 @@ from gateway.events import (
     StatusOut,
     TicketOut,
 )
-from gateway.routing.service import OrderService
-from gateway.store.sqlite import Store
+from gateway.routing.service import OrderService, OrderStats
+from gateway.store.sqlite import Batch, Store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -111,10 +112,14 @@ class RecordingOutbox:
             sql = "SELECT 1 FROM commands WHERE command_id = ?"
         else:
             return True
-        return self._db.execute(sql, (str(ident),)).fetchone() is not None
+        key = ident.bytes if isinstance(ident, UUID) else ident
+        return self._db.execute(sql, (key,)).fetchone() is not None
 
     def _has_order(self, order_id: UUID) -> bool:
-        row = self._db.execute("SELECT 1 FROM orders WHERE order_id = ?", (str(order_id),))
+        row = self._db.execute(
+            "SELECT 1 FROM orders WHERE json_extract(CAST(snapshot AS TEXT), '$.order_id') = ?",
+            (str(order_id),),
+        )
         return row.fetchone() is not None
 
     # --- views ---
@@ -259,6 +264,53 @@ def at_station(tickets: list[Ticket], station: str, order_id: UUID | None = None
 
 
 # --- orders ------------------------------------------------------------------------------
+
+
+class SlowStore(Store):
+    """The real store, with each commit held for a while (a slow disk's fsync)."""
+
+    def __init__(self, *args: Any, delay_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s = delay_s
+        self.batch_sizes: list[int] = []
+
+    def commit(self, batch: Batch) -> None:
+        time.sleep(self.delay_s)  # on the writer thread: the event loop keeps running
+        self.batch_sizes.append(len(batch.replies))
+        super().commit(batch)
+
+
+def test_orders_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    """Group commit: a slow disk makes batches bigger, not the service slower per order."""
+    cfg = site(tmp_path)
+    reqs = [order_request("bruschetta") for _ in range(40)]
+
+    async def main() -> tuple[SlowStore, RecordingOutbox, OrderStats]:
+        store = SlowStore(tmp_path / "g.db", delay_s=0.1)
+        outbox = RecordingOutbox(tmp_path / "g.db")
+        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        try:
+            async with svc:
+                svc.submit(OrderIn(reqs[0], ROUTE, ("order", reqs[0].order_id, 0)))
+                await asyncio.sleep(0.03)  # the first commit is now on the writer thread
+                loop_ran = time.monotonic()
+                for n, req in enumerate(reqs[1:], 1):
+                    svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
+                    await asyncio.sleep(0)
+                # The loop was not blocked by the commit in progress.
+                assert time.monotonic() - loop_ran < 0.05
+                await wait_until(lambda: len(outbox.acks) == len(reqs))
+        finally:
+            outbox.close()
+            store.close()
+        return store, outbox, svc.stats
+
+    store, outbox, stats = asyncio.run(main())
+    assert store.batch_sizes[:2] == [1, 39]
+    assert stats.batches == 2
+    # Every ack still came after its order was on disk.
+    assert all(outbox.durable_at_ack.values())
+    assert len(outbox.replies()) == len(reqs)
 
 
 def test_an_order_is_accepted_once_and_acked_only_after_the_commit(tmp_path: Path) -> None:

@@ -51,10 +51,18 @@ def _age_rows(path: Path, table: str, key: str, ids: list[UUID], seconds: float)
     try:
         side.executemany(
             f"UPDATE {table} SET at = at - ? WHERE {key} = ?",
-            [(seconds, str(i)) for i in ids],
+            [(seconds, n(i) if key == "seq" else i.bytes) for i in ids],
         )
     finally:
         side.close()
+
+
+_seqs: dict[UUID, int] = {}
+
+
+def n(order_id: UUID) -> int:
+    """The order number a kitchen would give this order (stable per id in a test run)."""
+    return _seqs.setdefault(order_id, len(_seqs) + 1)
 
 
 # --- round trips ---------------------------------------------------------------------------
@@ -73,7 +81,7 @@ def test_commit_then_read_back_replies_commands_and_open_orders(store: Store) ->
     store.commit(
         Batch(
             replies=[(order_a, "tab-1", b'{"a":1}'), (order_b, "tab-2", b'{"b":2}')],
-            snapshots={order_a: b"snap-a", order_b: b"snap-b"},
+            snapshots={n(order_a): b"snap-a", n(order_b): b"snap-b"},
             commands=[(cmd, b'{"c":3}')],
         )
     )
@@ -88,7 +96,9 @@ def test_commit_then_read_back_replies_commands_and_open_orders(store: Store) ->
 
 def test_reads_return_bytes(store: Store) -> None:
     oid, cid = uuid4(), uuid4()
-    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={oid: b"s"}, commands=[(cid, b"c")]))
+    store.commit(
+        Batch(replies=[(oid, "t", b"r")], snapshots={n(oid): b"s"}, commands=[(cid, b"c")])
+    )
     assert type(store.reply_for(oid)) is bytes
     assert type(store.command_reply(cid)) is bytes
     assert all(type(s) is bytes for s in store.open_orders())
@@ -104,8 +114,8 @@ def test_the_first_reply_is_final(store: Store) -> None:
 
 def test_a_newer_snapshot_replaces_the_older_one(store: Store) -> None:
     oid = uuid4()
-    store.commit(Batch(snapshots={oid: b"v1"}))
-    store.commit(Batch(snapshots={oid: b"v2"}))
+    store.commit(Batch(snapshots={n(oid): b"v1"}))
+    store.commit(Batch(snapshots={n(oid): b"v2"}))
     assert list(store.open_orders()) == [b"v2"]
     assert store.count("orders") == 1
 
@@ -115,17 +125,17 @@ def test_closed_orders_are_not_open_but_their_reply_stays(store: Store) -> None:
     store.commit(
         Batch(
             replies=[(keep, "tab", b"rk"), (close, "tab", b"rc")],
-            snapshots={keep: b"keep", close: b"close"},
+            snapshots={n(keep): b"keep", n(close): b"close"},
         )
     )
-    store.commit(Batch(closed={close}))
+    store.commit(Batch(closed={n(close)}))
     assert list(store.open_orders()) == [b"keep"]
     assert store.reply_for(close) == b"rc"  # a resent order still gets its one reply
     assert store.count("orders") == 2  # kept until purged
 
 
 def test_closing_an_unknown_order_is_harmless(store: Store) -> None:
-    store.commit(Batch(closed={uuid4()}))
+    store.commit(Batch(closed={n(uuid4())}))
     assert list(store.open_orders()) == []
 
 
@@ -133,14 +143,14 @@ def test_an_empty_batch_writes_nothing(store: Store) -> None:
     store.commit(Batch())
     assert store.commits == 0
     assert not Batch()
-    assert Batch(closed={uuid4()})
+    assert Batch(closed={n(uuid4())})
 
 
 def test_data_survives_reopening(db_path: Path) -> None:
     oid, cid = uuid4(), uuid4()
     with Store(db_path) as first:
         first.commit(
-            Batch(replies=[(oid, "tab", b"r")], snapshots={oid: b"s"}, commands=[(cid, b"c")])
+            Batch(replies=[(oid, "tab", b"r")], snapshots={n(oid): b"s"}, commands=[(cid, b"c")])
         )
     with Store(db_path) as second:
         assert second.reply_for(oid) == b"r"
@@ -153,7 +163,7 @@ def test_a_committed_batch_is_visible_to_another_connection_without_close(
 ) -> None:
     # What a restart after kill -9 sees: the WAL, not a checkpointed file.
     oid = uuid4()
-    store.commit(Batch(replies=[(oid, "tab", b"r")], snapshots={oid: b"s"}))
+    store.commit(Batch(replies=[(oid, "tab", b"r")], snapshots={n(oid): b"s"}))
     with Store(db_path) as other:
         assert other.reply_for(oid) == b"r"
         assert list(other.open_orders()) == [b"s"]
@@ -169,7 +179,7 @@ def test_a_batch_that_fails_midway_writes_nothing(store: Store, db_path: Path) -
     oid, cid = uuid4(), uuid4()
     with pytest.raises(StoreError, match="sabotaged"):
         store.commit(
-            Batch(replies=[(oid, "tab", b"r")], snapshots={oid: b"s"}, commands=[(cid, b"c")])
+            Batch(replies=[(oid, "tab", b"r")], snapshots={n(oid): b"s"}, commands=[(cid, b"c")])
         )
     assert store.reply_for(oid) is None
     assert list(store.open_orders()) == []
@@ -181,14 +191,14 @@ def test_a_batch_that_fails_midway_writes_nothing(store: Store, db_path: Path) -
 
 def test_a_failing_close_rolls_back_the_rest_of_the_batch(store: Store, db_path: Path) -> None:
     open_id, close_id = uuid4(), uuid4()
-    store.commit(Batch(snapshots={close_id: b"old"}))
+    store.commit(Batch(snapshots={n(close_id): b"old"}))
     _add_failing_trigger(db_path, "orders", "UPDATE")
     with pytest.raises(StoreError):
         store.commit(
             Batch(
                 replies=[(open_id, "tab", b"r")],
-                snapshots={open_id: b"new"},
-                closed={close_id},
+                snapshots={n(open_id): b"new"},
+                closed={n(close_id)},
             )
         )
     assert store.reply_for(open_id) is None
@@ -260,12 +270,12 @@ def test_purge_removes_only_old_rows(store: Store, db_path: Path) -> None:
     store.commit(
         Batch(
             replies=[(old_closed, "t", b"a"), (new_closed, "t", b"b"), (old_open, "t", b"c")],
-            snapshots={old_closed: b"a", new_closed: b"b", old_open: b"c"},
+            snapshots={n(old_closed): b"a", n(new_closed): b"b", n(old_open): b"c"},
             commands=[(old_cmd, b"x"), (new_cmd, b"y")],
         )
     )
-    store.commit(Batch(closed={old_closed, new_closed}))
-    _age_rows(db_path, "orders", "order_id", [old_closed, old_open], 40 * DAY_S)
+    store.commit(Batch(closed={n(old_closed), n(new_closed)}))
+    _age_rows(db_path, "orders", "seq", [old_closed, old_open], 40 * DAY_S)
     _age_rows(db_path, "replies", "order_id", [old_closed], 40 * DAY_S)
     _age_rows(db_path, "commands", "command_id", [old_cmd], 40 * DAY_S)
 
@@ -284,16 +294,16 @@ def test_purge_removes_only_old_rows(store: Store, db_path: Path) -> None:
 
 def test_purge_with_nothing_old_removes_nothing(store: Store) -> None:
     oid = uuid4()
-    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={oid: b"s"}, closed=set()))
-    store.commit(Batch(closed={oid}))
+    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={n(oid): b"s"}, closed=set()))
+    store.commit(Batch(closed={n(oid)}))
     assert store.purge(DAY_S) == 0
     assert store.reply_for(oid) == b"r"
 
 
 def test_a_failed_purge_leaves_the_store_usable(store: Store, db_path: Path) -> None:
     oid = uuid4()
-    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={oid: b"s"}))
-    store.commit(Batch(closed={oid}))
+    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={n(oid): b"s"}))
+    store.commit(Batch(closed={n(oid)}))
     _add_failing_trigger(db_path, "replies", "DELETE")
     with pytest.raises(StoreError):
         store.purge(-DAY_S)  # everything is "old": the orders delete runs, replies fails
@@ -355,18 +365,65 @@ def test_acks_and_sent_tickets_live_in_their_own_rows_until_the_order_closes(
     order, ticket, other = uuid4(), uuid4(), uuid4()
     store.commit(
         Batch(
-            snapshots={order: b"{}"},
-            acks=[(ticket, order, 1)],
-            tickets=[(ticket, order, 2, b"v2"), (other, order, 1, b"o1")],
+            snapshots={n(order): b"{}"},
+            acks=[(ticket, n(order), 1)],
+            tickets=[(ticket, n(order), 2, b"v2"), (other, n(order), 1, b"o1")],
         )
     )
     assert store.acks() == {ticket: 1}
     assert store.tickets() == {ticket: b"v2", other: b"o1"}
     # An ack only ever moves forward; an older sent version never replaces a newer one.
-    store.commit(Batch(acks=[(ticket, order, 2)], tickets=[(ticket, order, 1, b"v1")]))
-    store.commit(Batch(acks=[(ticket, order, 1)]))
+    store.commit(Batch(acks=[(ticket, n(order), 2)], tickets=[(ticket, n(order), 1, b"v1")]))
+    store.commit(Batch(acks=[(ticket, n(order), 1)]))
     assert store.acks() == {ticket: 2}
     assert store.tickets()[ticket] == b"v2"
-    store.commit(Batch(closed={order}))
+    store.commit(Batch(closed={n(order)}))
     assert store.acks() == {}
     assert store.tickets() == {}
+
+
+# --- layout and order numbers ---------------------------------------------------------------
+
+
+def test_max_seq_counts_closed_orders_too(store: Store) -> None:
+    assert store.max_seq() == 0
+    store.commit(Batch(snapshots={7: b"a", 9: b"b"}))
+    store.commit(Batch(closed={9}))
+    # A restarted kitchen numbers new orders above 9, so it never overwrites a closed row.
+    assert store.max_seq() == 9
+
+
+def test_a_file_from_an_older_layout_is_refused_with_what_to_do(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(db_path)
+    old.execute("CREATE TABLE orders (order_id TEXT PRIMARY KEY, open INTEGER, snapshot BLOB)")
+    old.commit()
+    old.close()
+    with pytest.raises(StoreError, match="older gateway") as err:
+        Store(db_path)
+    assert "move the file away" in str(err.value)
+
+
+def test_a_file_from_a_newer_layout_is_refused(db_path: Path) -> None:
+    Store(db_path).close()
+    side = _side_connection(db_path)
+    side.execute("PRAGMA user_version = 99")
+    side.close()
+    with pytest.raises(StoreError, match="newer gateway"):
+        Store(db_path)
+
+
+def test_reopening_a_current_file_is_accepted(db_path: Path) -> None:
+    Store(db_path).close()
+    with Store(db_path) as again:
+        assert again.count("orders") == 0
+
+
+def test_reads_beside_an_open_write_transaction_see_only_committed_rows(store: Store) -> None:
+    """The loop thread reads while the writer thread is inside a transaction."""
+    oid = uuid4()
+    store._db.execute("BEGIN")
+    store._db.execute("INSERT INTO replies VALUES (?, 't', x'00', 0)", (oid.bytes,))
+    assert store.reply_for(oid) is None  # not committed yet, and the read did not block
+    store._db.execute("COMMIT")
+    assert store.reply_for(oid) == b"\x00"
