@@ -32,6 +32,7 @@ from gateway.errors import TransportError
 from gateway.transport.connect import ConnectRefused, open_tcp
 from gateway.transport.deliveries import Deliveries
 from gateway.transport.fastio import FastIO
+from gateway.transport.lean import LeanPaths
 from gateway.transport.link import Link
 from gateway.transport.messages import InboundMessage, MessageHandler, MqttStats, Will
 from gateway.transport.url import parse_broker_url
@@ -55,8 +56,8 @@ _MAX_PENDING = 60_000  # paho's packet ids are 16-bit; leave room for SUBSCRIBE 
 _CLOSE_TIMEOUT_S = 1.0
 
 
-class _Paho(FastIO, paho.Client):
-    """paho's client plus the hooks the adapter needs; they touch paho internals (pinned <3).
+class _Paho(FastIO, LeanPaths, paho.Client):
+    """paho's client plus the hooks the adapter needs; they touch paho internals (pinned to 2.2.x).
 
     paho's own connect resolves the name and connects a blocking socket, which would stall the
     event loop for up to its timeout on every retry while the broker's host is down. We connect
@@ -195,6 +196,8 @@ class MqttClient(Link):
         p.on_disconnect = self._on_disconnect
         p.on_message = self._on_message
         p.on_publish = self._on_publish
+        p.on_lean_message = self._on_lean_message
+        p.on_lean_published = self._on_lean_published
         p.on_subscribe = self._on_subscribe
         p.on_socket_open = self._on_socket_open
         p.on_socket_close = self._on_socket_close
@@ -274,13 +277,19 @@ class MqttClient(Link):
             return False
         properties = self._publish_properties(response_topic, correlation_data)
         try:
-            info = self._paho.publish(topic, payload, qos, retain, properties)
+            if qos == 1:  # the gateway's every message: paho's work without its Condition
+                rc, mid = self._paho.lean_publish(
+                    topic, payload, retain=retain, properties=properties
+                )
+            else:
+                info = self._paho.publish(topic, payload, qos, retain, properties)
+                rc, mid = info.rc, info.mid
         except ValueError as exc:
             raise TransportError(f"cannot publish to {topic!r}: {exc}") from exc
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self._book.drop(f"publish to {topic!r} refused: {paho.error_string(info.rc)}")
+        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self._book.drop(f"publish to {topic!r} refused: {paho.error_string(rc)}")
             return False
-        self._book.sent(info.mid, qos)
+        self._book.sent(mid, qos)
         return True
 
     async def wait_publish_room(self) -> None:
@@ -403,8 +412,32 @@ class MqttClient(Link):
         )
         self._book.received(msg)
 
+    def _on_lean_message(  # noqa: PLR0917 - LeanPaths' callback signature
+        self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, props: Any
+    ) -> None:
+        try:
+            name = topic.decode()
+        except UnicodeDecodeError:  # brokers refuse these; if one slips through, don't jam
+            self._paho.ack(mid, qos)
+            log.warning("dropped a message whose topic is not UTF-8")
+            return
+        msg = InboundMessage(
+            topic=name,
+            payload=payload,
+            qos=qos,
+            retain=retain,
+            mid=mid,
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation_data=getattr(props, "CorrelationData", None),
+            received_at=time.monotonic(),
+        )
+        self._book.received(msg)
+
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         self._book.acknowledged(mid, str(rc) if rc.is_failure else None)
+
+    def _on_lean_published(self, mid: int) -> None:
+        self._book.acknowledged(mid, None)
 
     def _on_subscribe(
         self, _c: paho.Client, _u: Any, mid: int, rcs: list[ReasonCode], _p: Any

@@ -325,6 +325,76 @@ def test_publish_limit_while_broker_is_down(broker: MosquittoProcess) -> None:
     run(main())
 
 
+def test_a_burst_far_past_the_in_flight_window_arrives_whole_and_in_order(
+    broker: MosquittoProcess,
+) -> None:
+    """Most of the burst waits in the client's own queue; each PUBACK sends the next one."""
+
+    async def main() -> None:
+        async with (
+            MqttClient(broker.url, "burst-sub", **FAST) as sub,
+            MqttClient(broker.url, "burst-pub", **FAST) as pub,
+        ):
+            inbox = Inbox(sub)
+            sub.subscribe("burst/#")
+            await asyncio.sleep(0.1)
+            n = 3000  # 30x the in-flight window
+            assert all(pub.publish("burst/a", b"%d" % i) for i in range(n))
+            assert pub.stats.pending_publishes == n
+            await wait_until(lambda: len(inbox.messages) == n, timeout=20)
+            await wait_until(lambda: pub.stats.pending_publishes == 0)
+            assert inbox.payloads == [b"%d" % i for i in range(n)]
+            assert pub.stats.published == n
+            assert pub._paho._inflight_messages == 0
+
+    run(main())
+
+
+def test_in_flight_and_queued_publishes_survive_a_broker_kill_9_in_order(
+    broker: MosquittoProcess,
+) -> None:
+    """paho re-marks messages after a reconnect; the lean queue must follow its order."""
+
+    async def main() -> None:
+        async with (
+            MqttClient(broker.url, "kill-sub", **FAST) as sub,
+            MqttClient(broker.url, "kill-pub", **FAST) as pub,
+        ):
+            inbox = Inbox(sub)
+            sub.subscribe("k/#")
+            await asyncio.sleep(0.1)
+            # The publisher reconnects only once the subscriber is back and subscribed again
+            # (kill -9 loses the broker's copy of the subscription).
+            gate = asyncio.Event()
+            connect_once = pub._connect_once
+
+            async def gated() -> None:
+                await gate.wait()
+                await connect_once()
+
+            pub._connect_once = gated  # type: ignore[method-assign]
+            broker.kill()
+            await wait_until(lambda: not pub.connected and not sub.connected)
+            n = 1000  # 10x the in-flight window, all resent after the reconnect
+            assert all(pub.publish("k/x", b"%d" % i) for i in range(n))
+            await asyncio.to_thread(broker.restart)
+            await wait_until(lambda: sub.connected)
+            await asyncio.sleep(0.3)  # the SUBSCRIBE is on its way
+            gate.set()
+            await wait_until(lambda: pub.stats.pending_publishes == 0, timeout=20)
+            await wait_until(lambda: len(inbox.messages) == n, timeout=20)
+            assert pub.stats.published == n
+            assert inbox.payloads == [b"%d" % i for i in range(n)]
+            # Now a burst on the live connection, with paho's window full again.
+            more = [b"m%d" % i for i in range(500)]
+            for m in more:
+                pub.publish("k/y", m)
+            await wait_until(lambda: inbox.payloads[-len(more) :] == more, timeout=20)
+            assert pub._paho._inflight_messages == 0
+
+    run(main())
+
+
 # ---- last will -------------------------------------------------------------------------------
 
 
