@@ -100,7 +100,8 @@ class MqttBridge:
         t = self.topics
         c = self._client
         if isinstance(event, TicketOut):
-            c.publish(t.kds(event.ticket.station, "tickets"), encode(event.ticket))
+            body = event.body if event.body is not None else encode(event.ticket)
+            c.publish(t.kds(event.ticket.station, "tickets"), body)
         elif isinstance(event, ReplyOut):
             r = event.route
             if r.response_topic:

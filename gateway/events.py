@@ -86,9 +86,14 @@ class ReplyOut:
 
 @dataclass(frozen=True, slots=True)
 class TicketOut:
-    """A ticket version for ``ticket.station``'s screen."""
+    """A ticket version for ``ticket.station``'s screen.
+
+    ``body``, when set, is the ticket already serialised by the router (the bytes it stored):
+    adapters publish it as is rather than encoding the ticket again.
+    """
 
     ticket: Ticket
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ class Kitchen:
         self._dirty: set[UUID] = set()
         self._closed: set[int] = set()  # seq numbers of orders closed since take_dirty
         self._acks: dict[UUID, tuple[OrderRecord, int]] = {}
-        self._sent: dict[UUID, tuple[OrderRecord, Ticket]] = {}
+        self._sent: dict[UUID, tuple[OrderRecord, TicketState]] = {}
         self._next_seq = 1
         self._due: list[tuple[datetime, int, UUID]] = []  # (next fire time, tie-break, order)
         self._seq = itertools.count()
@@ -108,6 +108,15 @@ class Kitchen:
             if t.version > t.acked and t.sent is not None
         ]
 
+    def resends(self) -> list[SendTicket]:
+        """``unacked`` as effects, with each version's bytes as sent (after a restart)."""
+        return [
+            SendTicket(t.sent, t.sent_body)
+            for o in self._orders.values()
+            for t in o.tickets
+            if t.version > t.acked and t.sent is not None and t.sent_body is not None
+        ]
+
     def open_tickets(self, station: str) -> int:
         """Sent, not bumped tickets currently delivered to ``station``."""
         return sum(
@@ -127,8 +136,9 @@ class Kitchen:
         dirty = self._dirty
         acks = [(tid, r.seq, v) for tid, (r, v) in self._acks.items() if r.order_id not in dirty]
         tickets = [
-            (tid, r.seq, t.version, t.model_dump_json().encode())
+            (tid, r.seq, t.sent.version, t.sent_body)
             for tid, (r, t) in self._sent.items()
+            if t.sent is not None and t.sent_body is not None
         ]
         changes = Changes(snaps, self._closed, acks, tickets)
         self._dirty, self._closed, self._acks, self._sent = set(), set(), {}, {}
@@ -157,7 +167,7 @@ class Kitchen:
             if found is not None:
                 sent = Ticket.model_validate_json(payload)
                 if sent.version == found[1].version:
-                    found[1].sent = sent
+                    found[1].sent, found[1].sent_body = sent, payload
         for ticket_id, version in acks.items():
             found = self._by_ticket.get(ticket_id)
             if found is not None:
@@ -470,8 +480,9 @@ class Kitchen:
         t.status = self._ticket_status(rec, t)
         self._dirty.add(rec.order_id)
         t.sent = self._render(rec, t)
-        self._sent[t.ticket_id] = (rec, t.sent)
-        return [SendTicket(t.sent)]
+        t.sent_body = t.sent.model_dump_json().encode()
+        self._sent[t.ticket_id] = (rec, t)
+        return [SendTicket(t.sent, t.sent_body)]
 
     def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:
         if not self._live(rec, t):

@@ -64,6 +64,8 @@ class TicketState:
     # changed in the order since, so one (ticket_id, version) has one content. It is persisted
     # once per version in its own table, not in every snapshot of the order.
     sent: Annotated[Ticket | None, Field(exclude=True)] = None
+    # ``sent`` serialised once: stored, published and resent as these very bytes.
+    sent_body: Annotated[bytes | None, Field(exclude=True)] = None
 
 
 @dataclass(slots=True)
@@ -99,9 +101,13 @@ RECORD = TypeAdapter(OrderRecord)
 
 @dataclass(frozen=True, slots=True)
 class SendTicket:
-    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked)."""
+    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked).
+
+    ``body`` is the ticket serialised (compact JSON), exactly as stored.
+    """
 
     ticket: Ticket
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)

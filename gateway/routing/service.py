@@ -47,7 +47,6 @@ from gateway.contract import (
     OrderLine,
     OrderReply,
     ReplyStatus,
-    Ticket,
     VoidLine,
 )
 from gateway.events import (
@@ -120,7 +119,7 @@ class _Open:
 
 @dataclass(slots=True)
 class _Unacked:
-    ticket: Ticket
+    out: TicketOut
     due: float
     interval: float
 
@@ -164,8 +163,9 @@ class OrderService:
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
         )
         now = time.monotonic()
-        for ticket in self.kitchen.unacked():
-            self._track(ticket, now)  # due now: the first resend goes out on the first tick
+        for resend in self.kitchen.resends():
+            # Due now: the first resend goes out on the first tick.
+            self._track(TicketOut(resend.ticket, resend.body), now)
         for s in self._cfg.stations:
             self._last_seen[s.id] = now  # a grace period after start-up
         # One thread: commits must reach the disk in the order their batches were made.
@@ -300,7 +300,7 @@ class OrderService:
         now = time.monotonic()
         for out in _latest_status_only(done.outs):
             if isinstance(out, TicketOut):
-                self._track(out.ticket, now + self._cfg.delivery.resend_after_s)
+                self._track(out, now + self._cfg.delivery.resend_after_s)
                 self.stats.tickets_sent += 1
             self._outbox.send(out)
 
@@ -456,7 +456,7 @@ class OrderService:
         self.stats.kds_events += 1
         if e.action is KdsAction.ACK:
             u = self._unacked.get(e.ticket_id)
-            if u is not None and u.ticket.version <= e.version:
+            if u is not None and u.out.ticket.version <= e.version:
                 del self._unacked[e.ticket_id]
         effects = self.kitchen.on_kds(
             e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
@@ -485,9 +485,9 @@ class OrderService:
                 self._commit_wanted.set()
             self._resend_due(mono)
 
-    def _track(self, ticket: Ticket, due: float) -> None:
+    def _track(self, out: TicketOut, due: float) -> None:
         first = self._cfg.delivery.resend_after_s
-        self._unacked[ticket.ticket_id] = _Unacked(ticket, due, first)
+        self._unacked[out.ticket.ticket_id] = _Unacked(out, due, first)
 
     def _resend_due(self, mono: float) -> None:
         cap = self._cfg.delivery.resend_max_interval_s
@@ -499,7 +499,7 @@ class OrderService:
                     # only deepen the backlog they are lagging on (a retry storm).
                     break
                 budget -= 1
-                self._outbox.send(TicketOut(u.ticket))
+                self._outbox.send(u.out)
                 self.stats.tickets_resent += 1
                 u.interval = min(u.interval * 2, cap)
                 u.due = mono + u.interval
@@ -587,7 +587,8 @@ class _InvalidLine(Exception):
 
 def _outbound(effects: list[Effect]) -> list[OutboundEvent]:
     return [
-        TicketOut(e.ticket) if isinstance(e, SendTicket) else StatusOut(e.update) for e in effects
+        TicketOut(e.ticket, e.body) if isinstance(e, SendTicket) else StatusOut(e.update)
+        for e in effects
     ]
 
 
