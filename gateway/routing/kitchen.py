@@ -102,19 +102,19 @@ class Kitchen:
     def unacked(self) -> list[Ticket]:
         """Every sent ticket version not yet acknowledged (resent after a restart)."""
         return [
-            t.sent
+            Ticket.model_validate_json(t.sent_body)
             for o in self._orders.values()
             for t in o.tickets
-            if t.version > t.acked and t.sent is not None
+            if t.version > t.acked and t.sent_body is not None
         ]
 
     def resends(self) -> list[SendTicket]:
         """``unacked`` as effects, with each version's bytes as sent (after a restart)."""
         return [
-            SendTicket(t.sent, t.sent_body)
+            SendTicket(Ticket.model_validate_json(t.sent_body), t.sent_body)
             for o in self._orders.values()
             for t in o.tickets
-            if t.version > t.acked and t.sent is not None and t.sent_body is not None
+            if t.version > t.acked and t.sent_body is not None
         ]
 
     def open_tickets(self, station: str) -> int:
@@ -136,9 +136,9 @@ class Kitchen:
         dirty = self._dirty
         acks = [(tid, r.seq, v) for tid, (r, v) in self._acks.items() if r.order_id not in dirty]
         tickets = [
-            (tid, r.seq, t.sent.version, t.sent_body)
+            (tid, r.seq, t.version, t.sent_body)
             for tid, (r, t) in self._sent.items()
-            if t.sent is not None and t.sent_body is not None
+            if t.sent_body is not None
         ]
         changes = Changes(snaps, self._closed, acks, tickets)
         self._dirty, self._closed, self._acks, self._sent = set(), set(), {}, {}
@@ -167,7 +167,7 @@ class Kitchen:
             if found is not None:
                 sent = Ticket.model_validate_json(payload)
                 if sent.version == found[1].version:
-                    found[1].sent, found[1].sent_body = sent, payload
+                    found[1].sent_body = payload
         for ticket_id, version in acks.items():
             found = self._by_ticket.get(ticket_id)
             if found is not None:
@@ -479,10 +479,10 @@ class Kitchen:
         t.version_at = now
         t.status = self._ticket_status(rec, t)
         self._dirty.add(rec.order_id)
-        t.sent = self._render(rec, t)
-        t.sent_body = t.sent.model_dump_json().encode()
+        ticket = self._render(rec, t)
+        t.sent_body = ticket.model_dump_json().encode()
         self._sent[t.ticket_id] = (rec, t)
-        return [SendTicket(t.sent, t.sent_body)]
+        return [SendTicket(ticket, t.sent_body)]
 
     def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:
         if not self._live(rec, t):

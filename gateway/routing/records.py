@@ -60,11 +60,11 @@ class TicketState:
     bumped: bool = False
     redirected_from: str | None = None
     status: TicketStatus = TicketStatus.FIRED
-    # The latest version exactly as sent: a resend (also after a restart) repeats it, whatever
-    # changed in the order since, so one (ticket_id, version) has one content. It is persisted
-    # once per version in its own table, not in every snapshot of the order.
-    sent: Annotated[Ticket | None, Field(exclude=True)] = None
-    # ``sent`` serialised once: stored, published and resent as these very bytes.
+    # The latest version exactly as sent (compact JSON of a ``Ticket``): a resend, also after
+    # a restart, repeats these bytes, whatever changed in the order since, so one (ticket_id,
+    # version) has one content. Persisted once per version in its own table, not in every
+    # snapshot of the order. Bytes, not the model: ~0.6 KB instead of ~3 KB per ticket, for
+    # every open order (parsed again only for the rare resend after a restart).
     sent_body: Annotated[bytes | None, Field(exclude=True)] = None
 
 
