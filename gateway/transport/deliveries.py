@@ -29,7 +29,7 @@ class Deliveries:
         self.pending: set[int] = set()
         self.room = asyncio.Event()
         self.room.set()
-        self.counts = {"received": 0, "published": 0, "publish_dropped": 0}
+        self.counts = {"received": 0, "published": 0, "publish_dropped": 0, "read_pauses": 0}
         self._unacked: dict[int, InboundMessage] = {}  # this connection's only, by packet id
         self._handler: MessageHandler | None = None
         self._early: list[InboundMessage] = []  # arrived before a handler was set
@@ -91,6 +91,11 @@ class Deliveries:
             self._early.append(msg)
         else:
             self._dispatch(msg)
+
+    @property
+    def unacked(self) -> int:
+        """QoS > 0 messages handed to the handler on this connection and not yet acked."""
+        return len(self._unacked)
 
     def take_ack(self, msg: InboundMessage) -> bool:
         """Whether ``msg`` needs its ack sent now: QoS > 0, not yet acked, same connection.

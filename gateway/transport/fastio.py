@@ -45,6 +45,9 @@ class FastIO:
     _rbuf: bytearray
     _out_packet: collections.deque[_OutPacket]
     _sock: Any
+    # While set, what is buffered is still parsed but the socket is not read: paho sees
+    # "would block" and stops (the owner's flow control; see MqttClient._pause_reading).
+    hold_reads = False
 
     def buffered(self) -> bool:
         """Whether bytes already read from the socket wait to be parsed."""
@@ -59,6 +62,8 @@ class FastIO:
         if buf is None:
             buf = self._rbuf = bytearray()
         if not buf:
+            if self.hold_reads:
+                raise BlockingIOError
             data: bytes = super()._sock_recv(_READ_CHUNK)  # type: ignore[misc]
             if not data:
                 return data  # EOF: paho treats an empty read as a lost connection

@@ -65,6 +65,8 @@ class MqttStats:
             while disconnected) or by the broker (failure reason code in its PUBACK).
         reconnects: successful reconnects after a lost connection.
         pending_publishes: QoS > 0 publishes not yet acknowledged by the broker.
+        read_pauses: times reading stopped because ``receive_maximum`` messages awaited the
+            caller's ack (the backlog then waits in the broker).
     """
 
     received: int
@@ -72,3 +74,4 @@ class MqttStats:
     publish_dropped: int
     reconnects: int
     pending_publishes: int
+    read_pauses: int = 0

@@ -45,12 +45,13 @@ __all__ = ["InboundMessage", "MessageHandler", "MqttClient", "MqttStats", "Will"
 log = logging.getLogger(__name__)
 
 # PUBLISHes paho puts on the wire before waiting for PUBACKs; the rest wait in paho's memory.
-# Measured with a receive-and-republish loop (20k x 300 B, QoS 1, Mosquitto 2.0.11, loopback):
-# router CPU per message was ~93 us at 20, ~91 at 100 and ~146 at 1000, because paho rescans
-# its whole window on every PUBACK; 100 also beat 20 on wall time when the machine was quiet
-# (10.4k vs 9.3k msg/s). Lowered to the broker's Receive Maximum when that is smaller, since
-# paho 2.2 ignores it.
-_INFLIGHT_WINDOW = 100
+# Measured with a receive-and-republish loop (20k x 300 B, QoS 1, Mosquitto 2.0.11, loopback)
+# on paho's own paths: router CPU per message was ~93 us at 20, ~91 at 100 and ~146 at 1000,
+# because paho rescanned its whole window on every PUBACK. LeanPaths (lean.py) keeps its own
+# queue, so a wide window costs nothing per PUBACK, and it keeps publishing going while the
+# broker is slow to acknowledge. Lowered to the broker's Receive Maximum when that is smaller
+# (Mosquitto's default is 20), since paho 2.2 ignores it.
+_INFLIGHT_WINDOW = 1000
 _KEEPALIVE_TICK_S = 1.0  # paho wants loop_misc() about once a second
 _MAX_PENDING = 60_000  # paho's packet ids are 16-bit; leave room for SUBSCRIBE ids
 _CLOSE_TIMEOUT_S = 1.0
@@ -120,6 +121,7 @@ class MqttClient(Link):
         keepalive_s: int = 15,
         will: Will | None = None,
         max_pending_publishes: int = 20_000,
+        receive_maximum: int = 1000,
         connect_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
@@ -141,6 +143,10 @@ class MqttClient(Link):
             will: last will, published by the broker if we vanish without DISCONNECT.
             max_pending_publishes: QoS > 0 publishes that may await their PUBACK; beyond it
                 ``publish()`` drops the newest and returns False.
+            receive_maximum: QoS > 0 messages the broker may send us before we acknowledge
+                (MQTT 5 Receive Maximum): the bound on what waits in this process for the
+                caller's commit; the rest waits in the broker. MQTT 3.1.1 has no such
+                setting (the broker's own limit applies).
             connect_timeout_s: how long ``async with`` keeps trying; also per reconnect attempt.
             backoff_initial_s: first reconnect delay.
             backoff_max_s: cap of the doubling reconnect delay.
@@ -158,6 +164,10 @@ class MqttClient(Link):
             raise ValueError(f"client_id must be non-empty without '#' or '+': {client_id!r}")
         if not 0 < max_pending_publishes <= _MAX_PENDING:
             raise ValueError(f"max_pending_publishes must be in 1..{_MAX_PENDING}")
+        if not 0 < receive_maximum <= 65_535:
+            raise ValueError("receive_maximum must be in 1..65535")
+        self._receive_maximum = receive_maximum
+        self._reading_paused = False
         self._v5 = (self._address.protocol or protocol) == 5
         self._paho = _Paho(
             CallbackAPIVersion.VERSION2,
@@ -207,6 +217,7 @@ class MqttClient(Link):
         if self._v5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = session_expiry_s
+            properties.ReceiveMaximum = self._receive_maximum
         # Only records the target; _connect_once opens the sockets.
         p.connect_async(
             self._address.host, self._address.port, keepalive_s,
@@ -249,6 +260,8 @@ class MqttClient(Link):
         """
         if self._book.take_ack(msg):
             self._paho.ack(msg.mid, msg.qos)
+            if self._reading_paused and self._book.unacked <= self._receive_maximum // 2:
+                self._resume_reading()
 
     def publish(
         self,
@@ -410,7 +423,7 @@ class MqttClient(Link):
             correlation_data=getattr(props, "CorrelationData", None),
             received_at=time.monotonic(),
         )
-        self._book.received(msg)
+        self._received(msg)
 
     def _on_lean_message(  # noqa: PLR0917 - LeanPaths' callback signature
         self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, props: Any
@@ -431,7 +444,12 @@ class MqttClient(Link):
             correlation_data=getattr(props, "CorrelationData", None),
             received_at=time.monotonic(),
         )
+        self._received(msg)
+
+    def _received(self, msg: InboundMessage) -> None:
         self._book.received(msg)
+        if msg.qos and not self._reading_paused and self._book.unacked >= self._receive_maximum:
+            self._pause_reading()
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         self._book.acknowledged(mid, str(rc) if rc.is_failure else None)
@@ -451,6 +469,7 @@ class MqttClient(Link):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._paho.reset_buffer()
         assert self._loop is not None
+        self._paho.hold_reads = self._reading_paused = False
         self._loop.add_reader(sock, self._on_readable)
 
     def _on_readable(self) -> None:
@@ -463,6 +482,26 @@ class MqttClient(Link):
         # iteration, as paho's own loop does, not one round trip through add_writer later.
         if self._paho.want_write():
             self._paho.loop_write()
+
+    def _pause_reading(self) -> None:
+        """Stop reading until the caller acks: our own Receive Maximum, enforced.
+
+        Mosquitto 2.0.11 was measured sending past a client's Receive Maximum (up to its own
+        max_inflight_messages and beyond) while acks flow; everything read here waits in memory
+        for the caller's commit. Not reading leaves the rest in the broker, by TCP flow control.
+        """
+        sock = self._paho.socket()
+        if sock is None or self._loop is None:
+            return
+        self._loop.remove_reader(sock)
+        self._paho.hold_reads = self._reading_paused = True
+        self._book.counts["read_pauses"] += 1
+
+    def _resume_reading(self) -> None:
+        self._paho.hold_reads = self._reading_paused = False
+        sock = self._paho.socket()
+        if sock is not None and self._loop is not None:
+            self._loop.add_reader(sock, self._on_readable)
 
     def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None

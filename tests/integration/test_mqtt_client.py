@@ -395,6 +395,46 @@ def test_in_flight_and_queued_publishes_survive_a_broker_kill_9_in_order(
     run(main())
 
 
+def test_receive_maximum_bounds_what_waits_for_acks_even_when_the_broker_sends_more(
+    broker: MosquittoProcess,
+) -> None:
+    """Mosquitto 2.0.11 sends past a client's Receive Maximum once acks flow; we stop reading."""
+
+    async def main() -> None:
+        limit, n = 100, 3000
+        waiting: list[InboundMessage] = []
+        most = received = 0
+        async with (
+            MqttClient(broker.url, "rm-sub", receive_maximum=limit, **FAST) as sub,
+            MqttClient(broker.url, "rm-pub", **FAST) as pub,
+        ):
+
+            def on_message(msg: InboundMessage) -> None:
+                nonlocal most, received
+                waiting.append(msg)
+                received += 1
+                most = max(most, len(waiting))
+
+            sub.set_handler(on_message)
+            sub.subscribe("rm/#")
+            await asyncio.sleep(0.1)
+            for i in range(n):
+                pub.publish("rm/x", b"%04d" % i + b"." * 1000)
+            # Ack in batches, late, as the order service does after each commit.
+            async with asyncio.timeout(30):
+                while received < n or waiting:
+                    await asyncio.sleep(0.01)
+                    batch, waiting[:] = list(waiting), []
+                    for msg in batch:
+                        sub.ack(msg)
+            # One 64 KiB read of ~1 KiB messages may carry up to ~64 past the limit.
+            assert most <= limit + 70, most
+            assert sub.stats.read_pauses > 0
+            assert sub.stats.received == n
+
+    run(main())
+
+
 # ---- last will -------------------------------------------------------------------------------
 
 
