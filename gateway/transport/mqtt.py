@@ -121,7 +121,7 @@ class MqttClient(Link):
         keepalive_s: int = 15,
         will: Will | None = None,
         max_pending_publishes: int = 20_000,
-        receive_maximum: int = 1000,
+        receive_maximum: int = 2000,
         connect_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
