@@ -91,9 +91,15 @@ class OrderRecord:
 
     def lines_of(self, t: TicketState) -> list[LineState]:
         """The lines a ticket shows."""
-        if t.station == EXPO:
+        station, course = t.station, t.course
+        if station == EXPO:
             return list(self.lines)
-        return [ln for ln in self.lines if ln.course == t.course and t.station in ln.stations]
+        # Not ``ln.stations``: building that tuple per line was measurable on the hot path.
+        return [
+            ln
+            for ln in self.lines
+            if ln.course == course and (ln.station == station or station in ln.also)
+        ]
 
 
 RECORD = TypeAdapter(OrderRecord)
