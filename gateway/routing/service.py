@@ -47,6 +47,7 @@ from gateway.contract import (
     OrderLine,
     OrderReply,
     ReplyStatus,
+    Ticket,
     VoidLine,
 )
 from gateway.events import (
@@ -119,7 +120,10 @@ class _Open:
 
 @dataclass(slots=True)
 class _Unacked:
-    out: TicketOut
+    """A sent ticket version awaiting its screen's ack: its bytes, not its model (memory)."""
+
+    version: int
+    body: bytes
     due: float
     interval: float
 
@@ -456,7 +460,7 @@ class OrderService:
         self.stats.kds_events += 1
         if e.action is KdsAction.ACK:
             u = self._unacked.get(e.ticket_id)
-            if u is not None and u.out.ticket.version <= e.version:
+            if u is not None and u.version <= e.version:
                 del self._unacked[e.ticket_id]
         effects = self.kitchen.on_kds(
             e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
@@ -487,7 +491,8 @@ class OrderService:
 
     def _track(self, out: TicketOut, due: float) -> None:
         first = self._cfg.delivery.resend_after_s
-        self._unacked[out.ticket.ticket_id] = _Unacked(out, due, first)
+        body = out.body if out.body is not None else encode(out.ticket)
+        self._unacked[out.ticket.ticket_id] = _Unacked(out.ticket.version, body, due, first)
 
     def _resend_due(self, mono: float) -> None:
         cap = self._cfg.delivery.resend_max_interval_s
@@ -499,7 +504,7 @@ class OrderService:
                     # only deepen the backlog they are lagging on (a retry storm).
                     break
                 budget -= 1
-                self._outbox.send(u.out)
+                self._outbox.send(TicketOut(Ticket.model_validate_json(u.body), u.body))
                 self.stats.tickets_resent += 1
                 u.interval = min(u.interval * 2, cap)
                 u.due = mono + u.interval

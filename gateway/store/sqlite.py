@@ -127,8 +127,10 @@ class Store:
             _check_version(self._db, path)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_VERSION}")
-            # WAL lets this reader run beside the writer's transaction.
+            # WAL lets this reader run beside the writer's transaction. It only looks up the
+            # odd old reply, so a small page cache (memory) will do.
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA cache_size = -256")
         except sqlite3.Error as err:
             raise _translate(err, path) from err
         except OSError as err:
