@@ -153,6 +153,9 @@ class OrderService:
         self._disk_low = False
         self._logged: set[str] = set()
         self._open = _Open()
+        # Replies not yet committed must stay findable (the reader sees only committed rows):
+        # at most two batches' worth, the one on the writer and the one filling.
+        self._reply_cap = max(_REPLY_CACHE, 2 * cfg.state.batch_max)
         self._commit_wanted = asyncio.Event()
         self._writer: ThreadPoolExecutor | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -181,7 +184,11 @@ class OrderService:
             self._tg.create_task(self._committer(), name="orders-committer"),
             self._tg.create_task(self._ticker(), name="orders-ticker"),
         ]
-        self._outbox.send(MenuOut(self.menu()))
+        try:
+            self._outbox.send(MenuOut(self.menu()))
+        except BaseException as err:
+            await self.__aexit__(type(err), err, err.__traceback__)
+            raise
         self.resend_now()
         log.info(
             "order service ready: %d open orders, %d tickets to resend",
@@ -200,12 +207,15 @@ class OrderService:
         try:
             await self._tg.__aexit__(et, e, tb)
         finally:
-            if self._writer is not None:
+            writer, self._writer = self._writer, None
+            if writer is not None:
                 # A commit already on the writer thread finishes (it is one transaction), so
                 # the store can be closed after us; its batch is neither acked nor sent, which
-                # a restart handles like a crash just after a commit.
-                self._writer.shutdown(wait=True)
-                self._writer = None
+                # a restart handles like a crash just after a commit. Waited for off the loop;
+                # nothing queued behind it (a purge) starts.
+                await asyncio.shield(
+                    asyncio.to_thread(writer.shutdown, wait=True, cancel_futures=True)
+                )
 
     # --- input --------------------------------------------------------------------------
 
@@ -387,7 +397,7 @@ class OrderService:
         if order_id is None:
             return
         self._replies[order_id] = body
-        if len(self._replies) > _REPLY_CACHE:
+        if len(self._replies) > self._reply_cap:
             self._replies.popitem(last=False)
 
     # --- commands -------------------------------------------------------------------------
@@ -418,7 +428,7 @@ class OrderService:
         if cid is not None:
             batch.commands.append((cid, body))
             self._command_replies[cid] = body
-            if len(self._command_replies) > _REPLY_CACHE:
+            if len(self._command_replies) > self._reply_cap:
                 self._command_replies.popitem(last=False)
         outs.append(ReplyOut(ev.route, body, command=True))
         outs.extend(_outbound(effects))

@@ -118,23 +118,31 @@ class Store:
     def __init__(self, path: Path, durability: Literal["full", "normal"] = "full") -> None:
         """Open (creating if needed) the database at ``path``."""
         self.path = path
+        opened: list[sqlite3.Connection] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            opened.append(self._db)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
             _check_version(self._db, path)
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={_VERSION}")
+            # Tables and layout version in one transaction: a crash in between would leave a
+            # file that later starts take for another layout.
+            self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {_VERSION}; COMMIT;")
             # WAL lets this reader run beside the writer's transaction. It only looks up the
             # odd old reply, so a small page cache (memory) will do.
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            opened.append(self._reader)
             self._reader.execute("PRAGMA cache_size = -256")
-        except sqlite3.Error as err:
-            raise _translate(err, path) from err
-        except OSError as err:
-            raise StoreError(f"cannot open {path}: {err.strerror}") from err
+        except BaseException as err:
+            for conn in opened:
+                conn.close()
+            if isinstance(err, sqlite3.Error):
+                raise _translate(err, path) from err
+            if isinstance(err, OSError):
+                raise StoreError(f"cannot open {path}: {err.strerror}") from err
+            raise
         self.commits = 0
 
     def close(self) -> None:
@@ -296,10 +304,12 @@ def _check_version(db: sqlite3.Connection, path: Path) -> None:
         f"{path} was written by {'a newer' if newer else 'an older'} gateway (state layout "
         f"{version}, this one reads {_VERSION}). "
         + (
-            "Run the gateway version that wrote it, or move the file away to start empty."
+            "Run the gateway version that wrote it, or move it away (with its -wal and -shm "
+            "files) to start empty."
             if newer
             else "Let the old gateway finish the open orders (every ticket bumped), stop it, "
-            "then move the file away; this gateway starts with an empty one."
+            "then move the file away with its -wal and -shm files; this gateway starts with "
+            "an empty one."
         )
     )
 

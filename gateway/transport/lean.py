@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _PUBLISH = PacketTypes.PUBLISH << 4
-_PUBACK = PacketTypes.PUBACK << 4
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 _NO_CONN = MQTTErrorCode.MQTT_ERR_NO_CONN
 _MID = struct.Struct("!H")
@@ -125,10 +124,16 @@ class LeanPaths:
         and the packet id. Raises ValueError for a topic with wildcards or too long.
         """
         topic_bytes = topic.encode()
+        # paho's own checks, with its messages; an empty topic is refused in MQTT 5 too (it
+        # would need a topic alias, which we never set).
+        if not topic_bytes:
+            raise ValueError("Invalid topic.")
         if b"+" in topic_bytes or b"#" in topic_bytes:
             raise ValueError("Publish topic cannot contain wildcards.")
         if len(topic_bytes) > 65535:
             raise ValueError("Publish topic is too long.")
+        if len(payload) > 268_435_455:
+            raise ValueError("Payload too large.")
         mid: int = self._mid_generate()  # type: ignore[attr-defined]
         out = self._out_messages
         if mid in out:  # 65,535 messages pending: paho says the same

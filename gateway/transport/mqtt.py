@@ -168,6 +168,10 @@ class MqttClient(Link):
             raise ValueError("receive_maximum must be in 1..65535")
         self._receive_maximum = receive_maximum
         self._reading_paused = False
+        self._paused_at = 0.0
+        # A pause never outlasts half the keepalive: past it the PINGRESP would go unread and
+        # the link be dropped, and heartbeats and telemetry wait too.
+        self._max_pause_s = keepalive_s / 2
         self._v5 = (self._address.protocol or protocol) == 5
         self._paho = _Paho(
             CallbackAPIVersion.VERSION2,
@@ -260,7 +264,9 @@ class MqttClient(Link):
         """
         if self._book.take_ack(msg):
             self._paho.ack(msg.mid, msg.qos)
-            if self._reading_paused and self._book.unacked <= self._receive_maximum // 2:
+            # Acks come a batch at a time: resuming right below the limit does not thrash,
+            # and keeps the next batch filling while this one's acks go out.
+            if self._reading_paused and self._book.unacked < self._receive_maximum:
                 self._resume_reading()
 
     def publish(
@@ -343,6 +349,12 @@ class MqttClient(Link):
             self._book.connection_lost()
 
     def _tick(self) -> None:
+        if self._reading_paused and time.monotonic() - self._paused_at > self._max_pause_s:
+            log.warning(
+                "MQTT %s: %d messages have waited for acks over %.0f s; reading again",
+                self._url, self._book.unacked, self._max_pause_s,
+            )  # fmt: skip
+            self._resume_reading()
         self._paho.loop_misc()  # sends PINGREQ; drops the link on a missing PINGRESP
 
     def _on_up(self) -> None:
@@ -495,6 +507,7 @@ class MqttClient(Link):
             return
         self._loop.remove_reader(sock)
         self._paho.hold_reads = self._reading_paused = True
+        self._paused_at = time.monotonic()
         self._book.counts["read_pauses"] += 1
 
     def _resume_reading(self) -> None:

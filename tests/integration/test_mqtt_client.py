@@ -435,6 +435,28 @@ def test_receive_maximum_bounds_what_waits_for_acks_even_when_the_broker_sends_m
     run(main())
 
 
+def test_a_consumer_that_stops_acking_keeps_its_connection(broker: MosquittoProcess) -> None:
+    """A read pause ends after half the keepalive, so the PINGRESP is read and the link kept."""
+
+    async def main() -> None:
+        async with (
+            MqttClient(broker.url, "stuck-sub", receive_maximum=10, keepalive_s=2, **FAST) as sub,
+            MqttClient(broker.url, "stuck-pub", **FAST) as pub,
+        ):
+            got: list[InboundMessage] = []
+            sub.set_handler(got.append)  # never acks
+            sub.subscribe("stuck/#")
+            await asyncio.sleep(0.1)
+            for i in range(100):
+                pub.publish("stuck/x", b"%d" % i)
+            await wait_until(lambda: sub.stats.read_pauses >= 1)
+            await asyncio.sleep(6)  # three keepalive periods
+            assert sub.connected
+            assert sub.stats.reconnects == 0
+
+    run(main())
+
+
 # ---- last will -------------------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ from gateway.events import (
     StatusOut,
     TicketOut,
 )
+from gateway.routing import service as service_module
 from gateway.routing.service import OrderService, OrderStats
 from gateway.store.sqlite import Batch, Store
 
@@ -313,6 +314,42 @@ def test_orders_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> N
     assert len(outbox.replies()) == len(reqs)
 
 
+def test_a_resend_while_its_order_waits_for_a_commit_is_not_a_second_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uncommitted replies stay in memory however small the cache: the reader can't see them."""
+    monkeypatch.setattr(service_module, "_REPLY_CACHE", 2)
+    cfg = site(tmp_path)
+    reqs = [order_request("bruschetta") for _ in range(10)]
+
+    async def main() -> tuple[RecordingOutbox, OrderStats]:
+        store = SlowStore(tmp_path / "g.db", delay_s=0.2)
+        outbox = RecordingOutbox(tmp_path / "g.db")
+        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        try:
+            async with svc:
+                svc.submit(OrderIn(reqs[0], ROUTE, ("order", reqs[0].order_id, 0)))
+                await asyncio.sleep(0.05)  # the first commit is on the writer thread
+                for n, req in enumerate(reqs[1:], 1):
+                    svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
+                await asyncio.sleep(0.01)  # handled into the next batch, not committed
+                # The tablets resend every order before any reply came back.
+                for n, req in enumerate(reqs, 100):
+                    svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
+                await wait_until(lambda: len(outbox.acks) == 2 * len(reqs))
+        finally:
+            outbox.close()
+            store.close()
+        return outbox, svc.stats
+
+    outbox, stats = asyncio.run(main())
+    assert stats.orders_accepted == len(reqs)
+    assert stats.orders_duplicate == len(reqs)
+    first = {r.order_id: r for r in reqs}
+    assert len({t.order_id for t in outbox.tickets()} & set(first)) == len(reqs)
+    assert len(outbox.tickets()) == len({(t.ticket_id, t.version) for t in outbox.tickets()})
+
+
 def test_an_order_is_accepted_once_and_acked_only_after_the_commit(tmp_path: Path) -> None:
     cfg = site(tmp_path)
     req = order_request("bruschetta", "arancini")  # cold and fry, both course 1
@@ -486,6 +523,27 @@ def test_a_disk_full_refusal_names_the_order(tmp_path: Path) -> None:
 # --- restarts and resends --------------------------------------------------------------------
 
 
+def ticket_bodies(events: list[OutboundEvent]) -> dict[tuple[UUID, int], bytes]:
+    """The bytes each ticket version was handed to the adapter as (checked to be its model's)."""
+    bodies = {}
+    for e in events:
+        if isinstance(e, TicketOut):
+            assert e.body == encode(e.ticket)
+            bodies[e.ticket.ticket_id, e.ticket.version] = e.body
+    return bodies
+
+
+def stored_tickets(path: Path, keys: set[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes]:
+    """The sent-ticket rows of the store for these (ticket id, version)."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT ticket_id, version, payload FROM tickets").fetchall()
+    finally:
+        db.close()
+    found = {(UUID(bytes=t), v): bytes(p) for t, v, p in rows}
+    return {k: found[k] for k in keys if k in found}
+
+
 def test_a_restart_resends_exactly_the_unacked_versions_with_the_same_content(
     tmp_path: Path,
 ) -> None:
@@ -516,9 +574,13 @@ def test_a_restart_resends_exactly_the_unacked_versions_with_the_same_content(
         for t in latest(h.outbox.tickets()).values():
             if (t.ticket_id, t.version) not in acked:
                 expected[t.ticket_id, t.version] = encode(t)
+        sent_bodies.update(ticket_bodies(h.outbox.events))
 
+    sent_bodies: dict[tuple[UUID, int], bytes] = {}
     run(cfg, path, first_life)
     assert len(expected) == 3  # a's expo v2 and fry v2, b's expo v1
+    # The store holds each unacked version as exactly the bytes that were published.
+    assert stored_tickets(path, set(expected)) == {k: sent_bodies[k] for k in expected}
 
     async def second_life(h: Harness) -> None:
         assert len(h.svc.kitchen) == 2
@@ -531,6 +593,8 @@ def test_a_restart_resends_exactly_the_unacked_versions_with_the_same_content(
     assert {(t.ticket_id, t.version) for t in resent} == set(expected)
     for t in resent:
         assert encode(t) == expected[t.ticket_id, t.version]
+    # Resent as the very bytes of the first life.
+    assert ticket_bodies(h.outbox.events).items() <= sent_bodies.items()
     assert h.svc.stats.tickets_resent >= 3
 
 

@@ -6,6 +6,7 @@ import collections
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt import _packet
@@ -162,3 +163,11 @@ def test_queued_publishes_go_out_in_order_as_pubacks_free_the_window() -> None:
     assert c.published == mids
     assert c._inflight_messages == 0
     assert not c._lean_queue
+
+
+def test_lean_publish_refuses_what_paho_refuses() -> None:
+    c = _Client()
+    for topic in ("", "a/+/b", "a/#", "x" * 65536):
+        with pytest.raises(ValueError, match="topic"):
+            c.lean_publish(topic, b"x", retain=False, properties=None)
+    assert not c._out_messages
