@@ -1,10 +1,12 @@
 """``gateway demo``: a simulated dinner service through a real gateway, in one command.
 
 It finds a broker (the configured one if it answers, else a Mosquitto it starts, else the
-embedded pure-Python broker), starts the gateway on a kitchen clock running ``--speed`` times
-faster than real time, a fleet of simulated tablets and one simulated screen per station, and
-shows what happens live: orders per minute, replies, tickets per station, order-to-screen
-latency, who is online and the last alerts. Ctrl-C or SIGTERM stops everything cleanly.
+embedded pure-Python broker), starts a simulated appliance for each Modbus device of the site
+(:mod:`gateway.demo_appliances`), the gateway on a kitchen clock running ``--speed`` times
+faster than real time (the appliances' physics runs on the same speed), a fleet of simulated
+tablets and one simulated screen per station, and shows what happens live: orders per minute,
+replies, tickets per station, order-to-screen latency, who is online, the appliances and their
+key readings, and the last alerts. Ctrl-C or SIGTERM stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from rich.table import Table
 
 from gateway.app import Gateway
 from gateway.clock import ScaledClock
-from gateway.contract import Alert, DeviceState, DeviceStatus, Topics
+from gateway.contract import Alert, DeviceState, DeviceStatus, Telemetry, Topics
+from gateway.demo_appliances import DemoAppliances, devices_summary, devices_table
+from gateway.devices.profile import load_profiles
 from gateway.errors import BrokerStartError
 from gateway.transport.broker import EmbeddedBroker, MosquittoProcess
 from gateway.transport.mqtt import MqttClient
@@ -39,11 +43,14 @@ from simulators.stats import RateMeter
 from simulators.tablets import TabletFleet
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from rich.console import RenderableType
 
     from gateway.config import SiteConfig
+    from gateway.contract import TelemetryValue
+    from gateway.devices.profile import Profile
     from gateway.transport.mqtt import InboundMessage
 
 __all__ = ["main", "probe_broker"]
@@ -53,6 +60,8 @@ log = logging.getLogger(__name__)
 _PROBE_TIMEOUT_S = 1.0
 _VIEW_INTERVAL_S = 0.5
 _SUMMARY_EVERY_S = 5.0
+#: Roles of the site's devices (appliances, sensor nodes), shown apart from the people's clients.
+_DEVICE_ROLES = frozenset({"appliance", "sensor"})
 
 
 # --- finding a broker ------------------------------------------------------------------------
@@ -123,11 +132,11 @@ async def _start_broker(cfg: SiteConfig, url: str | None, stack: AsyncExitStack)
     return embedded.url, f"embedded amqtt broker on {embedded.url}, MQTT 3.1.1 (no Mosquitto)"
 
 
-# --- watching presence and alerts -------------------------------------------------------------
+# --- watching presence, readings and alerts ---------------------------------------------------
 
 
 class Monitor:
-    """Subscribes to presence and alerts, as a manager's screen would."""
+    """Subscribes to presence, device readings and alerts, as a manager's screen would."""
 
     def __init__(self, site: str, url: str) -> None:
         """Prepare the monitor's client for ``site`` on the broker at ``url``."""
@@ -136,6 +145,8 @@ class Monitor:
             url, f"demo-monitor-{site}", clean_start=True, protocol=protocol_of(url)
         )
         self.online: dict[str, tuple[str, DeviceState]] = {}
+        #: The latest value of each point, by device (a telemetry message has only what was read).
+        self.readings: dict[str, dict[str, TelemetryValue]] = {}
         self.alerts: deque[Alert] = deque(maxlen=5)
         self.alert_count = 0
 
@@ -144,6 +155,7 @@ class Monitor:
         await self._client.__aenter__()
         self._client.set_handler(self._on)
         self._client.subscribe(self._topics.device_status("+"))
+        self._client.subscribe(self._topics.device_telemetry("+"))
         self._client.subscribe(self._topics.alerts)
         return self
 
@@ -158,6 +170,9 @@ class Monitor:
             if msg.topic == self._topics.alerts:
                 self.alerts.append(Alert.model_validate_json(msg.payload))
                 self.alert_count += 1
+            elif msg.topic.endswith("/telemetry"):
+                reading = Telemetry.model_validate_json(msg.payload)
+                self.readings.setdefault(reading.device, {}).update(reading.values)
             else:
                 status = DeviceStatus.model_validate_json(msg.payload)
                 self.online[status.device] = (status.role, status.state)
@@ -183,9 +198,10 @@ class Demo:
         screens: KitchenScreens,
         monitor: Monitor,
         speed: float,
+        profiles: Mapping[str, Profile],
     ) -> None:
         """Keep the parts to report on."""
-        self.cfg, self.broker, self.gateway = cfg, broker, gateway
+        self.cfg, self.broker, self.gateway, self.profiles = cfg, broker, gateway, profiles
         self.fleet, self.screens, self.monitor, self.speed = fleet, screens, monitor, speed
         self.started = time.monotonic()
         self._rate = RateMeter(window_s=60.0, started_at=self.started)
@@ -204,8 +220,18 @@ class Demo:
         return f"p50 {p50 * 1000:.1f} ms / p99 {p99 * 1000:.1f} ms"
 
     def _online(self) -> tuple[int, int]:
-        states = self.monitor.online.values()
-        return sum(s is DeviceState.ONLINE for _, s in states), len(states)
+        """Online gateway, tablets and screens (the site's devices are counted apart)."""
+        states = [s for r, s in self.monitor.online.values() if r not in _DEVICE_ROLES]
+        return sum(s is DeviceState.ONLINE for s in states), len(states)
+
+    def _device_states(self) -> dict[str, DeviceState]:
+        return {d: s for d, (r, s) in self.monitor.online.items() if r in _DEVICE_ROLES}
+
+    def _devices_summary(self) -> str:
+        if not self.cfg.devices:
+            return ""
+        states, readings = self._device_states(), self.monitor.readings
+        return devices_summary(self.cfg.devices, self.profiles, states, readings) + "; "
 
     def summary_line(self) -> str:
         """One line for logs and CI (``--no-ui``)."""
@@ -219,7 +245,8 @@ class Demo:
             f"({self._rate.per_minute(time.monotonic()):.0f}/min), accepted {c.accepted}, "
             f"rejected {rejected}, unanswered {len(self.fleet.result.unanswered())}, "
             f"retries {c.retries}; tickets shown {shown}, bumped {bumped}; "
-            f"latency {self._latency()}; online {up}/{known}; alerts {self.monitor.alert_count}"
+            f"latency {self._latency()}; online {up}/{known}; {self._devices_summary()}"
+            f"alerts {self.monitor.alert_count}"
         )
 
     def render(self) -> RenderableType:
@@ -262,14 +289,22 @@ class Demo:
             )
         up, known = self._online()
         online = Table("role", "online", "offline", title=f"Online {up}/{known}")
-        for role in sorted({r for r, _ in self.monitor.online.values()}):
+        for role in sorted({r for r, _ in self.monitor.online.values()} - _DEVICE_ROLES):
             mine = {d: s for d, (r, s) in self.monitor.online.items() if r == role}
             down = sorted(d for d, s in mine.items() if s is not DeviceState.ONLINE)
             online.add_row(role, f"{len(mine) - len(down)}/{len(mine)}", ", ".join(down) or "-")
+        parts: list[RenderableType] = [head, stations, online]
+        if self.cfg.devices:
+            parts.append(
+                devices_table(
+                    self.cfg.devices, self.profiles, self._device_states(), self.monitor.readings
+                )
+            )
         alerts = Table("level", "alert", title=f"Alerts ({self.monitor.alert_count})")
         for alert in reversed(self.monitor.alerts):
             alerts.add_row(alert.level.value, alert.message)
-        return Group(head, stations, online, alerts)
+        parts.append(alerts)
+        return Group(*parts)
 
 
 async def _show(demo: Demo, ui: bool, console: Console) -> None:
@@ -317,6 +352,15 @@ async def _run(
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-demo-")))
         cfg = cfg.with_overrides(mqtt_url=url, state_dir=state_dir)
+        profiles = load_profiles(cfg.devices_profiles)
+        if any(profiles[d.profile].profile.protocol == "modbus" for d in cfg.devices):
+            # Before the gateway, so that its first poll finds them.
+            appliances = await stack.enter_async_context(
+                DemoAppliances(cfg, profiles, speed=args.speed, seed=args.seed)
+            )
+            for moved in appliances.moved:
+                print(f"demo: {moved.line()}", flush=True)  # noqa: T201
+            cfg = appliances.cfg
         protocol = protocol_of(url)
         clock = ScaledClock(args.speed)
         gateway = await stack.enter_async_context(Gateway(cfg, clock=clock))
@@ -357,6 +401,7 @@ async def _run(
             screens=screens,
             monitor=monitor,
             speed=args.speed,
+            profiles=profiles,
         )
         if args.no_ui:
             print(f"demo: {broker}; gateway ready", flush=True)  # noqa: T201
@@ -382,5 +427,8 @@ def main(argv: list[str]) -> int:
         logging.StreamHandler() if args.no_ui else RichHandler(console=console, show_path=False)
     )
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    # The simulated appliances' servers log what the demo handles itself (a taken port, which
+    # it moves; clients that go away); the gateway reports every device's health on its own.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     cfg = load_for_site(args.config)
     return run_with_signals(lambda stop: _run(args, cfg, stop, console))

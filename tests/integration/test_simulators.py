@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.clock import ScaledClock
 from gateway.codec import DecodeFailure, decode_command, decode_order, encode
-from gateway.config import SiteConfig, load_site
+from gateway.config import DeviceInstance, SiteConfig, load_site
 from gateway.contract import (
     CommandReply,
     DeviceState,
@@ -36,6 +38,8 @@ from gateway.contract import (
     Topics,
 )
 from gateway.demo import probe_broker
+from gateway.demo_appliances import DemoAppliances
+from gateway.devices.profile import load_profiles
 from gateway.routing.rules import Resolution, RouteTable
 from gateway.transport.broker import free_port
 from gateway.transport.mqtt import InboundMessage, MqttClient
@@ -641,6 +645,11 @@ def test_probe_finds_a_broker_and_nothing_where_there_is_none(broker) -> None:
 
 
 def test_demo_runs_and_stops_cleanly_on_sigint(broker, tmp_path) -> None:
+    n = len(CFG.devices)
+    everything_online = re.compile(
+        rf"devices {n}/{n} online \(fridge-1 -?\d+\.\d °C, fryer-1 vat 1 oil \d+\.\d °C\)"
+    )
+
     async def main() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -661,8 +670,9 @@ def test_demo_runs_and_stops_cleanly_on_sigint(broker, tmp_path) -> None:
         )
         assert proc.stdout is not None
         lines = []
+        # Every appliance online, with readings: within one poll of the slowest (10 s, the tank).
         async with asyncio.timeout(30):
-            while "orders" not in (line := (await proc.stdout.readline()).decode()):
+            while not everything_online.search(line := (await proc.stdout.readline()).decode()):
                 lines.append(line)
                 assert line, "the demo exited early"
             proc.send_signal(signal.SIGINT)
@@ -674,4 +684,39 @@ def test_demo_runs_and_stops_cleanly_on_sigint(broker, tmp_path) -> None:
     assert f"the broker at {broker.url}" in out
     assert "demo stopped" in out
     assert "accepted 0," not in out.splitlines()[-1]
+    assert everything_online.search(out.splitlines()[-1]), out
     assert (tmp_path / "gateway.db").exists()
+
+
+def test_demo_appliances_move_off_taken_ports_and_real_addresses() -> None:
+    profiles = load_profiles()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    devices = (
+        DeviceInstance(id="fridge-1", profile="walkin-fridge", host="127.0.0.1", port=port),
+        DeviceInstance(id="fryer-1", profile="fryer-2vat", host="10.0.20.31", station="fry"),
+        DeviceInstance(id="scale-1", profile="scale-4ch", host="127.0.0.1", port=free_port()),
+    )
+    cfg = CFG.model_copy(update={"devices": devices, "appliance_actions": ()})
+
+    async def main() -> None:
+        async with DemoAppliances(cfg, profiles, speed=60, seed=1) as sims:
+            fridge, fryer, _ = sims.appliances
+            assert [(m.device, m.wanted, m.port, m.reason) for m in sims.moved] == [
+                ("fridge-1", f"127.0.0.1:{port}", fridge.port, "is taken"),
+                ("fryer-1", "10.0.20.31:502", fryer.port, "is not on this machine"),
+            ]
+            served = {a.device_id: (a.host, a.port) for a in sims.appliances}
+            assert {d.id: (d.host, d.port) for d in sims.cfg.devices} == served
+            assert served["scale-1"] == ("127.0.0.1", devices[2].port)
+            for host, p in served.values():  # every one answers where the gateway is pointed
+                _, writer = await asyncio.open_connection(host, p)
+                writer.close()
+                await writer.wait_closed()
+
+    try:
+        asyncio.run(main())
+    finally:
+        taken.close()
