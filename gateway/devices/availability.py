@@ -117,17 +117,25 @@ class Availability:
         """Whether any poll has ended yet."""
         return self._state is not None
 
-    def observe(self, outcome: Outcome, detail: str = "") -> AvailabilityChanged | None:
+    def observe(
+        self, outcome: Outcome, detail: str = "", at: datetime | None = None
+    ) -> AvailabilityChanged | None:
         """Take one poll's outcome; return the change it causes, if any.
 
         Args:
             outcome: how the poll went.
             detail: the error behind a failure, in words (ignored for FULL).
+            at: when the poll ended, if the caller has read the clock already; else now.
 
         Returns:
             The change (logged here, once), or None when the state stays the same.
         """
-        now = self._clock.now()
+        now = self._clock.now() if at is None else at
+        if outcome is Outcome.FULL and self._state is DeviceState.ONLINE:
+            # The steady state of a healthy device, once per poll: nothing can change.
+            self.failures = 0
+            self.last_ok = now
+            return None
         if outcome in (Outcome.FULL, Outcome.PARTIAL):
             self.failures = 0
             self.last_ok = now

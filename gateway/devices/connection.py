@@ -3,7 +3,7 @@
 This is the only module that imports pymodbus, and where its exceptions become
 ``gateway.errors.DeviceError`` (STYLE.md 11):
 
-* no answer within the request's timeout (``asyncio.timeout``) -> :class:`DeviceTimeout`;
+* no answer within the request's timeout -> :class:`DeviceTimeout`;
 * no connection, or a connection that closed -> :class:`DeviceUnavailable`;
 * a Modbus exception response -> :class:`DeviceRefused` with its code;
 * any other pymodbus error (a malformed or mismatched answer) -> :class:`DeviceError`.
@@ -16,8 +16,11 @@ the request in flight.
 Reconnecting lives here (STYLE.md 6), driven by requests, not by a task of its own: a request on
 a closed connection connects when the capped, jittered backoff allows, else fails at once with
 :class:`DeviceUnavailable` without touching the network. pymodbus' own reconnect task (a bare
-``create_task``) and retries are off, and ``asyncio.timeout`` is the only clock. A connection
-silent for ``silent_limit`` requests in a row (a half-open socket) is dropped and reopened.
+``create_task``) and retries are off, and our deadlines are the only clock: ``asyncio.timeout``
+for a connect, and for each request :class:`~gateway.devices.deadline.Deadlines`, which keeps
+``asyncio.timeout``'s rules on one timer per connection (a timer per request was the largest
+cost of a request in our own code under uvloop). A connection silent for ``silent_limit``
+requests in a row (a half-open socket) is dropped and reopened.
 
 Cancellation is never swallowed (STYLE.md 3): some pymodbus 3.x releases turn it into
 ``ModbusIOException("Request cancelled outside library.")``, which is turned back into
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from gateway.devices.deadline import Deadlines
 from gateway.devices.gate import Priority, PriorityGate
 from gateway.devices.profile import Table
 from gateway.errors import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnavailable
@@ -51,8 +55,8 @@ __all__ = ["ConnectionStats", "ModbusConnection", "Priority"]
 
 log = logging.getLogger(__name__)
 
-# pymodbus uses one timeout for connecting and for each response; ours (asyncio.timeout) must
-# always expire first, or pymodbus would count "no response" itself and close the connection.
+# pymodbus uses one timeout for connecting and for each response; ours must always expire
+# first, or pymodbus would count "no response" itself and close the connection.
 _LIBRARY_TIMEOUT_S = 3600.0
 
 # pymodbus logs every failed connect attempt (a line per retry for as long as a device is off)
@@ -155,6 +159,7 @@ class ModbusConnection:
         self._connect_timeout_s = connect_timeout_s
         self._silent_limit = silent_limit
         self._gate = PriorityGate()
+        self._deadlines = Deadlines()
         self._client: AsyncModbusTcpClient | None = None
         self._retry_at = 0.0
         self._why = "not connected yet"
@@ -218,15 +223,20 @@ class ModbusConnection:
         Raises:
             DeviceError: a subclass saying why nothing was read.
         """
+        method = _READS[table]
         rsp = await self._request(
-            device, timeout_s, priority, lambda c: _read(c, table, start, count, unit)
+            device,
+            timeout_s,
+            priority,
+            lambda c: getattr(c, method)(start, count=count, device_id=unit),
         )
-        raw = rsp.bits if table.is_bits else rsp.registers
+        bits = table.is_bits
+        raw = rsp.bits if bits else rsp.registers
         if len(raw) < count:
             self.stats.errors += 1
             raise DeviceError(device, f"answered {len(raw)} values to a read of {count}")
         # pymodbus pads bits to whole bytes; callers get exactly what they asked for.
-        return [int(v) for v in raw[:count]] if table.is_bits else list(raw[:count])
+        return [int(v) for v in raw[:count]] if bits else list(raw[:count])
 
     async def write(
         self,
@@ -258,18 +268,15 @@ class ModbusConnection:
         priority: Priority,
         send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
     ) -> ModbusPDU:
-        await self._gate.acquire(priority)
+        gate = self._gate
+        if not gate.try_acquire():
+            await gate.acquire(priority)
         try:
-            client = await self._ensure(device)
+            client = self._client
+            if client is None or not client.connected:
+                client = await self._ensure(device)
             try:
-                async with asyncio.timeout(timeout_s):
-                    try:
-                        rsp = await send(client)
-                    except ModbusIOException as exc:
-                        if _cancelling():  # our cancellation (or timeout), disguised by pymodbus
-                            raise asyncio.CancelledError from exc
-                        raise
-                _restore_cancellation()
+                rsp = await self._timed(send, client, timeout_s)
             except TimeoutError:
                 self._no_answer()
                 raise DeviceTimeout(device, timeout_s) from None
@@ -280,12 +287,42 @@ class ModbusConnection:
                 self.stats.errors += 1
                 raise DeviceError(device, f"unusable answer: {exc.string}") from None
         finally:
-            self._gate.release()
+            gate.release()
         self._silent = 0
         self.stats.requests += 1
         if rsp.isError():
             self.stats.refused += 1
             raise DeviceRefused(device, rsp.exception_code, rsp.function_code & 0x7F)
+        return rsp
+
+    async def _timed(
+        self,
+        send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+        client: AsyncModbusTcpClient,
+        timeout_s: float,
+    ) -> ModbusPDU:
+        """``send``, raising ``TimeoutError`` after ``timeout_s`` (``asyncio.timeout``'s rules)."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a Modbus request needs to run in a task")
+        self._deadlines.start(task, timeout_s)
+        try:
+            try:
+                rsp = await send(client)
+            except ModbusIOException as exc:
+                if task.cancelling():  # our cancellation (or timeout), disguised by pymodbus
+                    raise asyncio.CancelledError from exc
+                raise
+        except asyncio.CancelledError as exc:
+            if self._deadlines.stop(cancelled=True):
+                raise TimeoutError from exc
+            raise
+        except BaseException:
+            self._deadlines.stop(cancelled=False)
+            raise
+        self._deadlines.stop(cancelled=False)
+        if task.cancelling():
+            raise asyncio.CancelledError  # see _restore_cancellation
         return rsp
 
     # --- connecting ---------------------------------------------------------------------
@@ -372,16 +409,13 @@ async def _write(
     return await client.write_registers(address, list(words), device_id=unit)
 
 
-async def _read(
-    client: AsyncModbusTcpClient, table: Table, address: int, count: int, unit: int
-) -> ModbusPDU:
-    if table is Table.HOLDING:
-        return await client.read_holding_registers(address, count=count, device_id=unit)
-    if table is Table.INPUT:
-        return await client.read_input_registers(address, count=count, device_id=unit)
-    if table is Table.COIL:
-        return await client.read_coils(address, count=count, device_id=unit)
-    return await client.read_discrete_inputs(address, count=count, device_id=unit)
+# The client's read method for each table (looked up by name, so that a stand-in client does).
+_READS = {
+    Table.HOLDING: "read_holding_registers",
+    Table.INPUT: "read_input_registers",
+    Table.COIL: "read_coils",
+    Table.DISCRETE: "read_discrete_inputs",
+}
 
 
 def _set_nodelay(client: AsyncModbusTcpClient) -> None:

@@ -37,6 +37,17 @@ class PriorityGate:
         """How many wait for the gate."""
         return sum(len(q) for q in self._waiting)
 
+    def try_acquire(self) -> bool:
+        """Take the gate if it is open, without waiting; True when taken (release it then).
+
+        The same as an :meth:`acquire` that finds the gate open, minus a coroutine: the cheap
+        path of a request on a connection nobody else is using.
+        """
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
     async def acquire(self, priority: Priority) -> None:
         """Wait until the gate is ours; every ``acquire`` needs one :meth:`release`."""
         if not self._busy:

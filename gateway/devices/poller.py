@@ -39,16 +39,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from gateway.devices.availability import Outcome
-from gateway.devices.codec import CodecError, decode_point
+from gateway.devices.codec import BlockDecoder
 from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from gateway.devices.codec import Value
+    from gateway.devices.codec import CodecError, Value
     from gateway.devices.connection import ModbusConnection
     from gateway.devices.plan import ReadBlock
-    from gateway.devices.profile import ModbusPoint, ModbusSettings
+    from gateway.devices.profile import ModbusSettings
 
 __all__ = [
     "DeviceStats",
@@ -127,17 +127,18 @@ class PollJob:
     due: float = 0.0
     failures: int = 0
     last_start: float | None = None
-    #: Per block, each point with its offset and length in the block's words: worked out once
-    #: here rather than on every poll (``ReadBlock.words_for`` re-checks the layout each time).
-    slices: tuple[tuple[tuple[ModbusPoint, int, int], ...], ...] = field(init=False, repr=False)
+    #: Per block, its decoder: where each point sits in the block's words and how it decodes,
+    #: compiled once here rather than worked out on every poll.
+    decoders: tuple[BlockDecoder, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Work out where each point sits in its block's words."""
+        """Compile each block's decoder."""
         for block in self.blocks:
             for point in block.points:
                 block.words_for(point, [0] * block.count)  # raises if the plan is inconsistent
-        self.slices = tuple(
-            tuple((p, p.address - b.start, p.registers) for p in b.points) for b in self.blocks
+        self.decoders = tuple(
+            BlockDecoder([(p, p.address - b.start) for p in b.points], b.count, self.settings)
+            for b in self.blocks
         )
 
 
@@ -236,7 +237,7 @@ class Poller:
         values: dict[str, Value] = {}
         read = 0
         error: DeviceError | None = None
-        for block, points in zip(job.blocks, job.slices, strict=True):
+        for block, decoder in zip(job.blocks, job.decoders, strict=True):
             try:
                 words = await self.connection.read(
                     block.table, block.start, block.count,
@@ -249,7 +250,9 @@ class Poller:
                 error = err  # no answer or no connection: the other reads would fare the same
                 break
             read += 1
-            self._decode(job, points, words, values, stats)
+            errors = decoder.decode_into(words, values)
+            if errors:
+                self._undecodable(job, errors, stats)
         now = asyncio.get_running_loop().time()
         stats.busy_s += now - start
         if error is None or read:
@@ -274,21 +277,11 @@ class Poller:
             job.last_start = None
         self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
 
-    def _decode(
-        self,
-        job: PollJob,
-        points: tuple[tuple[ModbusPoint, int, int], ...],
-        words: list[int],
-        values: dict[str, Value],
-        stats: DeviceStats,
-    ) -> None:
-        settings = job.settings
-        for point, first, count in points:
-            try:
-                values[point.id] = decode_point(point, words[first : first + count], settings)
-            except CodecError as err:
-                # One undecodable point must not cost the others their reading.
-                stats.decode_errors += 1
-                if (job.device, point.id) not in self._bad_points:
-                    self._bad_points.add((job.device, point.id))
-                    log.warning("cannot decode %s.%s: %s", job.device, point.id, err)
+    def _undecodable(self, job: PollJob, errors: Sequence[CodecError], stats: DeviceStats) -> None:
+        # One undecodable point does not cost the others their reading (the decoder skips
+        # it); it is counted every time and logged once.
+        stats.decode_errors += len(errors)
+        for err in errors:
+            if (job.device, err.point) not in self._bad_points:
+                self._bad_points.add((job.device, err.point))
+                log.warning("cannot decode %s.%s: %s", job.device, err.point, err)

@@ -44,7 +44,9 @@ class Table(StrEnum):
     @property
     def is_bits(self) -> bool:
         """Coils and discrete inputs hold single bits, not registers."""
-        return self in (Table.COIL, Table.DISCRETE)
+        # A set lookup: naming members (``Table.COIL``) goes through enum's descriptor on every
+        # call, and planning and decoding ask this for every point.
+        return self in _BIT_TABLES
 
 
 class PointType(StrEnum):
@@ -63,7 +65,11 @@ class PointType(StrEnum):
         """How many 16-bit registers a value of this type spans."""
         if self is PointType.STRING:
             return length
-        return {"u32": 2, "i32": 2, "f32": 2, "f64": 4}.get(self.value, 1)
+        return _TYPE_REGISTERS.get(self, 1)
+
+
+_BIT_TABLES = frozenset({Table.COIL, Table.DISCRETE})
+_TYPE_REGISTERS = {PointType.U32: 2, PointType.I32: 2, PointType.F32: 2, PointType.F64: 4}
 
 
 Order = Literal["big", "little"]

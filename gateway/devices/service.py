@@ -241,11 +241,12 @@ class DeviceService:
 
     def polled(self, device: str, outcome: Outcome, detail: str, values: dict[str, Value]) -> None:
         """Take one poll's result from a poller (``PollSink``)."""
-        change = self._avail[device].observe(outcome, detail)
+        now = self._clock.now()
+        change = self._avail[device].observe(outcome, detail, now)
         if change is not None:
             self._outbox.send(change)
         if values:
-            readings = DeviceReadings(device, self._clock.now(), values)
+            readings = DeviceReadings(device, now, values)
             self._outbox.send(readings)
             self._fanout.publish(readings)
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from gateway.devices.codec import CodecError, decode_point, encode_point
+from gateway.devices.codec import BlockDecoder, CodecError, decode_point, encode_point
+from gateway.devices.plan import plan_reads
 from gateway.devices.profile import ModbusPoint, ModbusSettings, PointType, Profile, load_profiles
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from gateway.devices.codec import Value
 
 DEFAULTS = ModbusSettings()
 # Each sweep below runs once per type x byte order x word order; 50 examples per combination
@@ -414,3 +420,139 @@ def test_every_shipped_write_range_is_encodable(profile: Profile) -> None:
             back = decode_point(p, words, profile.settings)
             assert isinstance(back, (int, float))
             assert back == pytest.approx(value, rel=1e-6, abs=abs(p.scale) / 2), p.id
+
+
+# --- whole reads at once (BlockDecoder) against decode_point point by point --------------------
+
+ALL_TYPES = [*NUMERIC, PointType.BIT, PointType.STRING]
+ORDER_OR_DEFAULT = st.sampled_from([None, "big", "little"])
+
+
+@st.composite
+def register_points(draw: st.DrawFn, type_: PointType | None = None) -> ModbusPoint:
+    t = type_ or draw(st.sampled_from(ALL_TYPES))
+    kw: dict[str, Any] = {"id": f"p{draw(st.integers(0, 10**6))}", "name": "P"}
+    kw |= {
+        "table": draw(st.sampled_from(["holding", "input"])),
+        "address": draw(st.integers(0, 12)),
+    }
+    kw |= {"type": t, "byte_order": draw(ORDER_OR_DEFAULT), "word_order": draw(ORDER_OR_DEFAULT)}
+    if t is PointType.BIT:
+        kw["bit"] = draw(st.integers(0, 15))
+    elif t is PointType.STRING:
+        kw["length"] = draw(st.integers(1, 4))
+    elif draw(st.booleans()):
+        kw["scale"] = draw(st.sampled_from([0.1, 0.01, -2.0, 10.0, 1.0]))
+        kw["offset"] = draw(st.sampled_from([0.0, -40.0, 273.15]))
+    return ModbusPoint.model_validate(kw)
+
+
+def per_point(
+    points: Sequence[tuple[ModbusPoint, int]], words: Sequence[int], s: ModbusSettings
+) -> tuple[dict[str, Value], list[str]]:
+    values: dict[str, Value] = {}
+    failed = []
+    for p, first in points:
+        try:
+            values[p.id] = decode_point(p, words[first : first + p.registers], s)
+        except CodecError:
+            failed.append(p.id)
+    return values, failed
+
+
+def assert_same(got: dict[str, Value], want: dict[str, Value]) -> None:
+    assert list(got) == list(want)  # same points, reported in the same order
+    for key, value in want.items():
+        assert type(got[key]) is type(value), key
+        if isinstance(value, float) and math.isnan(value):
+            assert math.isnan(got[key])  # type: ignore[arg-type]
+        else:
+            assert got[key] == value, key
+
+
+def block_of(points: list[ModbusPoint]) -> tuple[list[tuple[ModbusPoint, int]], int]:
+    # as plan_reads lays a block out: address order, ties by id; the read spans them all
+    ordered = sorted({p.id: p for p in points}.values(), key=lambda p: (p.address, p.id))
+    start = min(p.address for p in ordered)
+    count = max(p.address + p.registers for p in ordered) - start
+    return [(p, p.address - start) for p in ordered], count
+
+
+@pytest.mark.parametrize("orders", [(None, None), *ORDERS])
+@pytest.mark.parametrize("type_", ALL_TYPES)
+@SWEEP
+@given(data=st.data())
+def test_block_decoder_equals_decode_point_for_every_type_and_order(
+    type_: PointType, orders: tuple[str | None, str | None], data: st.DataObject
+) -> None:
+    # several points of one type and order, at random (often overlapping) addresses, and the
+    # profile's default orders drawn too
+    defaults = ModbusSettings(byte_order=data.draw(st.sampled_from(["big", "little"])),
+                              word_order=data.draw(st.sampled_from(["big", "little"])))  # fmt: skip
+    drawn = data.draw(st.lists(register_points(type_), min_size=1, max_size=6))
+    fixed = [p.model_copy(update={"byte_order": orders[0], "word_order": orders[1]}) for p in drawn]
+    points, count = block_of(fixed)
+    words = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=count, max_size=count))
+    got: dict[str, Value] = {}
+    assert BlockDecoder(points, count, defaults).decode_into(words, got) == ()
+    assert_same(got, per_point(points, words, defaults)[0])
+
+
+@SWEEP
+@given(data=st.data())
+def test_block_decoder_equals_decode_point_for_mixed_blocks(data: st.DataObject) -> None:
+    defaults = ModbusSettings(byte_order=data.draw(st.sampled_from(["big", "little"])),
+                              word_order=data.draw(st.sampled_from(["big", "little"])))  # fmt: skip
+    points, count = block_of(data.draw(st.lists(register_points(), min_size=1, max_size=12)))
+    words = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=count, max_size=count + 3))
+    got: dict[str, Value] = {}
+    assert BlockDecoder(points, count, defaults).decode_into(words, got) == ()
+    assert_same(got, per_point(points, words, defaults)[0])
+
+
+@SWEEP
+@given(data=st.data())
+def test_block_decoder_fails_exactly_the_points_decode_point_fails(data: st.DataObject) -> None:
+    points, count = block_of(data.draw(st.lists(register_points(), min_size=1, max_size=8)))
+    word = st.integers(0, 0xFFFF) | st.sampled_from([-1, 0x10000, 2**40])
+    words = data.draw(st.lists(word, min_size=0, max_size=count + 2))
+    got: dict[str, Value] = {}
+    errors = BlockDecoder(points, count, DEFAULTS).decode_into(words, got)
+    want, failed = per_point(points, words, DEFAULTS)
+    assert_same(got, want)
+    assert [e.point for e in errors] == failed
+
+
+@pytest.mark.parametrize("table", ["coil", "discrete"])
+@SWEEP
+@given(data=st.data())
+def test_block_decoder_equals_decode_point_for_bit_tables(table: str, data: st.DataObject) -> None:
+    addresses = data.draw(st.lists(st.integers(0, 40), min_size=1, max_size=10, unique=True))
+    drawn = [point(PointType.BIT, id=f"b{a}", table=table, address=a) for a in addresses]
+    points, count = block_of(drawn)
+    bits = st.booleans() | st.integers(0, 1)
+    words = data.draw(st.lists(bits, min_size=count - 1, max_size=count + 7))  # padded, or short
+    got: dict[str, Value] = {}
+    errors = BlockDecoder(points, count, DEFAULTS).decode_into(words, got)
+    want, failed = per_point(points, words, DEFAULTS)
+    assert_same(got, want)
+    assert [e.point for e in errors] == failed
+
+
+@pytest.mark.parametrize(
+    "profile", [p for p in load_profiles().values() if p.points], ids=lambda p: p.profile.id
+)
+@settings(max_examples=25)
+@given(data=st.data())
+def test_block_decoder_agrees_on_every_shipped_profile(
+    profile: Profile, data: st.DataObject
+) -> None:
+    s = profile.settings
+    for block in plan_reads(profile.points, s):
+        points = [(p, p.address - block.start) for p in block.points]
+        words = data.draw(
+            st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
+        )
+        got: dict[str, Value] = {}
+        assert BlockDecoder(points, block.count, s).decode_into(words, got) == ()
+        assert_same(got, per_point(points, words, s)[0])
