@@ -19,18 +19,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from gateway.contract import (
-    KdsAction,
-    OrderState,
-    OrderStatusUpdate,
-    Ticket,
-    TicketItem,
-    TicketStatus,
-)
+from gateway.contract import KdsAction, OrderState, Ticket
 from gateway.routing.records import (
     EXPO,
     RECORD,
@@ -45,12 +37,14 @@ from gateway.routing.records import (
     line_state,
     ticket_id_for,
 )
-from gateway.routing.timing import course_fire_times, fire_offsets
+from gateway.routing.render import is_live, render_ticket, status_update, ticket_status
+from gateway.routing.timing import course_fire_times, schedule_lines, ticket_fire_at
 
 __all__ = ["Changes", "Effect", "Kitchen", "KitchenError", "SendStatus", "SendTicket"]
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from datetime import datetime
     from uuid import UUID
 
     from gateway.config import Course
@@ -95,7 +89,7 @@ class Kitchen:
             fire_at
             for o in self._orders.values()
             for t in o.tickets
-            if t.version == 0 and (fire_at := self._ticket_fire_at(o, t)) is not None
+            if t.version == 0 and (fire_at := ticket_fire_at(o, t)) is not None
         ]
         return min(due, default=None)
 
@@ -206,7 +200,7 @@ class Kitchen:
             rec.tickets.append(TicketState(ticket_id_for(rec.order_id, EXPO, None), EXPO, None))
         self._add(rec)
         self._dirty.add(rec.order_id)
-        effects: list[Effect] = [self._status(rec, now)]
+        effects: list[Effect] = [status_update(rec, now)]
         if self._expo is not None:
             effects += self._new_version(rec, rec.tickets[-1], now)
         return effects + self.release_due(now, only=rec)
@@ -234,13 +228,13 @@ class Kitchen:
         for t in rec.tickets:
             if t.version or t.station == EXPO:
                 continue
-            fire_at = self._ticket_fire_at(rec, t)
+            fire_at = ticket_fire_at(rec, t)
             if fire_at is not None and fire_at <= now:
                 effects += self._new_version(rec, t, now)
                 released = True
         if released and rec.state is OrderState.ACCEPTED:
             rec.state = OrderState.IN_KITCHEN
-            effects.append(self._status(rec, now))
+            effects.append(status_update(rec, now))
         return effects
 
     def _push_due(self, rec: OrderRecord) -> None:
@@ -250,7 +244,7 @@ class Kitchen:
             for t in rec.tickets
             if not t.version
             and t.station != EXPO
-            and (fire_at := self._ticket_fire_at(rec, t)) is not None
+            and (fire_at := ticket_fire_at(rec, t)) is not None
         ]
         if times:
             heapq.heappush(self._due, (min(times), next(self._seq), rec.order_id))
@@ -351,7 +345,7 @@ class Kitchen:
 
     def _close_order(self, rec: OrderRecord, now: datetime) -> list[Effect]:
         rec.state = OrderState.CLOSED
-        update = self._status(rec, now)
+        update = status_update(rec, now)
         self._close(rec)
         return [update]
 
@@ -404,31 +398,11 @@ class Kitchen:
         return ln
 
     def _schedule_lines(self, rec: OrderRecord, now: datetime | None = None) -> set[str]:
-        """(Re)compute fire times; returns the ids of lines whose fire time changed.
-
-        Offsets come from every live line of the course (a voided dish must not hold back the
-        others), but a line that has already started (its fire time is past) keeps it.
-        """
-        changed: set[str] = set()
-        for course, fired_at in rec.course_fire.items():
-            lines = [ln for ln in rec.lines if ln.course == course and not ln.voided]
-            if fired_at is None:
-                times: list[datetime | None] = [None] * len(lines)
-            else:
-                offsets = fire_offsets([ln.prep_s for ln in lines])
-                times = [fired_at + timedelta(seconds=o) for o in offsets]
-            for ln, at in zip(lines, times, strict=True):
-                started = now is not None and ln.fire_at is not None and ln.fire_at <= now
-                if not started and ln.fire_at != at:
-                    ln.fire_at = at
-                    changed.add(ln.line_id)
+        """``schedule_lines``, then queue the order's next release if it is open."""
+        changed = schedule_lines(rec, now)
         if rec.order_id in self._orders:
             self._push_due(rec)
         return changed
-
-    def _ticket_fire_at(self, rec: OrderRecord, t: TicketState) -> datetime | None:
-        times = [ln.fire_at for ln in rec.lines_of(t) if not ln.voided and ln.fire_at]
-        return min(times, default=None)
 
     def _line_changed(
         self, rec: OrderRecord, ln: LineState, now: datetime, retimed: set[str]
@@ -439,7 +413,7 @@ class Kitchen:
         if all(x.voided for x in rec.lines):
             rec.state = OrderState.VOIDED
             effects += self._refresh_expo(rec, now)
-            effects.append(self._status(rec, now))
+            effects.append(status_update(rec, now))
             # It stays open until every screen acked its voided version, so a restart in
             # between still resends "take it off the screen".
             if self._all_acked(rec):
@@ -448,7 +422,7 @@ class Kitchen:
         return effects + self._refresh_expo(rec, now) + self._update_readiness(rec, now)
 
     def _update_readiness(self, rec: OrderRecord, now: datetime) -> list[Effect]:
-        live = [t for t in rec.tickets if t.station != EXPO and self._live(rec, t)]
+        live = [t for t in rec.tickets if t.station != EXPO and is_live(rec, t)]
         held = any(f is None for f in rec.course_fire.values())
         ready = not held and all(t.bumped for t in live)
         if ready and rec.state is not OrderState.READY:
@@ -457,11 +431,7 @@ class Kitchen:
             rec.state = OrderState.IN_KITCHEN
         else:
             return []
-        return [self._status(rec, now), *self._refresh_expo(rec, now)]
-
-    @staticmethod
-    def _live(rec: OrderRecord, t: TicketState) -> bool:
-        return any(not ln.voided for ln in rec.lines_of(t))
+        return [status_update(rec, now), *self._refresh_expo(rec, now)]
 
     def _refresh_expo(self, rec: OrderRecord, now: datetime) -> list[Effect]:
         expo = next((t for t in rec.tickets if t.station == EXPO), None)
@@ -477,69 +447,9 @@ class Kitchen:
                 t.redirected_from = home
         t.version += 1
         t.version_at = now
-        t.status = self._ticket_status(rec, t)
+        t.status = ticket_status(rec, t)
         self._dirty.add(rec.order_id)
-        ticket = self._render(rec, t)
+        ticket = render_ticket(rec, t)
         t.sent_body = ticket.model_dump_json().encode()
         self._sent[t.ticket_id] = (rec, t)
         return [SendTicket(ticket, t.sent_body)]
-
-    def _ticket_status(self, rec: OrderRecord, t: TicketState) -> TicketStatus:
-        if not self._live(rec, t):
-            return TicketStatus.VOIDED
-        if t.station != EXPO:
-            return TicketStatus.FIRED
-        if rec.state is OrderState.READY:
-            return TicketStatus.READY
-        if any(f is None for f in rec.course_fire.values()):
-            return TicketStatus.HELD
-        return TicketStatus.FIRED
-
-    def _render(self, rec: OrderRecord, t: TicketState) -> Ticket:
-        base = t.version_at
-        assert base is not None
-        lines = rec.lines_of(t)
-        items = [
-            TicketItem(
-                line_id=ln.line_id,
-                item=ln.item,
-                name=ln.name,
-                qty=ln.qty,
-                modifiers=list(ln.modifiers),
-                note=ln.note,
-                course=ln.course,
-                station=ln.station,
-                fire_at=ln.fire_at or base,
-                voided=ln.voided,
-                done=ln.done,
-            )
-            for ln in sorted(lines, key=lambda x: (x.fire_at or base, x.line_id))
-        ]
-        fire_at = min((i.fire_at for i in items if not i.voided), default=base)
-        return Ticket(
-            ticket_id=t.ticket_id,
-            version=t.version,
-            order_id=rec.order_id,
-            table=rec.table,
-            station=t.target,
-            course=t.course,
-            dining=rec.dining,
-            items=items,
-            fire_at=fire_at,
-            status=t.status,
-            redirected_from=t.redirected_from,
-            sent_at=base,
-        )
-
-    def _status(self, rec: OrderRecord, now: datetime) -> SendStatus:
-        prep = [t for t in rec.tickets if t.station != EXPO and self._live(rec, t)]
-        return SendStatus(
-            OrderStatusUpdate(
-                order_id=rec.order_id,
-                table=rec.table,
-                state=rec.state,
-                stations_done=sorted({t.station for t in prep if t.bumped}),
-                stations_open=sorted({t.station for t in prep if not t.bumped}),
-                at=now,
-            )
-        )

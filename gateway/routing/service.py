@@ -16,7 +16,11 @@ Queues and their overflow policies:
 - inbound QoS 1 events: bounded by MQTT flow control (Receive Maximum: the broker sends no more
   until we acknowledge), so ``_pending`` never grows past it;
 - inbound QoS 0 heartbeats: dropped past ``MAX_PENDING`` and counted (``heartbeats_dropped``);
-- tickets awaiting a screen's ack: bounded by the open orders; resent with capped backoff.
+- tickets awaiting a screen's ack: bounded by the open orders; resent with capped backoff
+  (:mod:`gateway.routing.resends`).
+
+Silent screens are watched by :mod:`gateway.routing.screens`; commands are applied by
+:mod:`gateway.routing.commands`; the menu is built by :mod:`gateway.routing.menu`.
 """
 
 from __future__ import annotations
@@ -28,30 +32,18 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
-from uuid import UUID, uuid4
 
 from gateway.codec import DecodeFailure, encode
 from gateway.config import StationKind
 from gateway.contract import (
-    Alert,
     AlertLevel,
     CommandReply,
     FieldError,
-    FireCourse,
     KdsAction,
-    Menu,
-    MenuItem,
-    MenuModifier,
-    ModifyLine,
-    Money,
-    OrderLine,
     OrderReply,
     ReplyStatus,
-    Ticket,
-    VoidLine,
 )
 from gateway.events import (
-    AlertOut,
     CommandIn,
     HeartbeatIn,
     InboundEvent,
@@ -62,25 +54,30 @@ from gateway.events import (
     Outbox,
     ReplyOut,
     ReplyRoute,
-    StatusOut,
     TicketOut,
 )
-from gateway.routing.kitchen import Effect, Kitchen, KitchenError, SendTicket
+from gateway.routing.commands import InvalidLine, apply_command
+from gateway.routing.kitchen import Effect, Kitchen, KitchenError
+from gateway.routing.menu import build_menu
 from gateway.routing.orders import OrderValidator
+from gateway.routing.outbound import alert, latest_status_only, outbound
+from gateway.routing.resends import UnackedTickets
 from gateway.routing.rules import RouteTable
+from gateway.routing.screens import ScreenWatch
 from gateway.store.sqlite import Batch
 
 if TYPE_CHECKING:
     from types import TracebackType
+    from uuid import UUID
 
     from gateway.clock import Clock
     from gateway.config import SiteConfig
+    from gateway.contract import Menu
     from gateway.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 50_000
-_RESEND_PER_TICK = 200
 _TICK_S = 0.2  # how often scheduled tickets, resends and silent screens are looked at
 _REPLY_CACHE = 4096  # recent replies kept in memory: most resends come within seconds
 _DISK_CHECK_S = 5.0
@@ -118,16 +115,6 @@ class _Open:
         return bool(self.tokens or self.outs or self.batch)
 
 
-@dataclass(slots=True)
-class _Unacked:
-    """A sent ticket version awaiting its screen's ack: its bytes, not its model (memory)."""
-
-    version: int
-    body: bytes
-    due: float
-    interval: float
-
-
 class OrderService:
     """Orders to tickets, exactly once as the cook sees it. Use as an async context manager."""
 
@@ -146,10 +133,8 @@ class OrderService:
         self._wake = asyncio.Event()
         self._replies: OrderedDict[UUID, bytes] = OrderedDict()
         self._command_replies: OrderedDict[UUID, bytes] = OrderedDict()
-        self._unacked: dict[UUID, _Unacked] = {}
-        self._backups = {s.id: s.backup for s in cfg.stations}
-        self._last_seen: dict[str, float] = {}
-        self._silent: set[str] = set()
+        self._unacked = UnackedTickets(cfg, outbox, self.stats)
+        self._screens = ScreenWatch(cfg, self.kitchen, clock, self.stats)
         self._disk_low = False
         self._logged: set[str] = set()
         self._open = _Open()
@@ -172,9 +157,8 @@ class OrderService:
         now = time.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.
-            self._track(TicketOut(resend.ticket, resend.body), now)
-        for s in self._cfg.stations:
-            self._last_seen[s.id] = now  # a grace period after start-up
+            self._unacked.track(TicketOut(resend.ticket, resend.body), now)
+        self._screens.start(now)
         # One thread: commits must reach the disk in the order their batches were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._tg = asyncio.TaskGroup()
@@ -225,48 +209,18 @@ class OrderService:
             if len(self._pending) >= MAX_PENDING:
                 self.stats.heartbeats_dropped += 1
                 return
-            self._last_seen[event.station] = time.monotonic()
+            self._screens.heard(event.station, time.monotonic())
             return
         self._pending.append(event)
         self._wake.set()
 
     def resend_now(self) -> None:
         """Resend every unacknowledged ticket on the next tick (after a broker reconnect)."""
-        now = time.monotonic()
-        for u in self._unacked.values():
-            u.due = now
+        self._unacked.all_due(time.monotonic())
 
     def menu(self) -> Menu:
         """The menu as tablets need it."""
-        cfg = self._cfg
-        cur = cfg.site.currency
-        mods = {m.id: m for m in cfg.modifiers}
-        groups = {g.id: g for g in cfg.groups}
-        return Menu(
-            site=cfg.site.id,
-            languages=list(cfg.site.languages),
-            items=[
-                MenuItem(
-                    id=i.id,
-                    names=i.names,
-                    group=i.group,
-                    price=Money(amount=i.price, currency=cur),
-                    course=i.course or groups[i.group].course,
-                    allergens=list(i.allergens),
-                    modifiers=[
-                        MenuModifier(
-                            id=m,
-                            names=mods[m].names,
-                            price=Money(amount=mods[m].price, currency=cur),
-                        )
-                        for m in i.modifiers
-                    ],
-                    available=i.available,
-                )
-                for i in cfg.items
-            ],
-            published_at=self._clock.now(),
-        )
+        return build_menu(self._cfg, self._clock.now())
 
     # --- the batch loop -------------------------------------------------------------------
 
@@ -312,9 +266,9 @@ class OrderService:
         for token in done.tokens:
             self._outbox.ack(token)
         now = time.monotonic()
-        for out in _latest_status_only(done.outs):
+        for out in latest_status_only(done.outs):
             if isinstance(out, TicketOut):
-                self._track(out, now + self._cfg.delivery.resend_after_s)
+                self._unacked.track(out, now + self._cfg.delivery.resend_after_s)
                 self.stats.tickets_sent += 1
             self._outbox.send(out)
 
@@ -362,7 +316,7 @@ class OrderService:
         batch.replies.append((order_id, ev.route.device, body))
         self.stats.orders_accepted += 1
         outs.append(ReplyOut(ev.route, body))
-        outs.extend(_outbound(effects))
+        outs.extend(outbound(effects))
 
     def _reject(  # noqa: PLR0917 - private helper, called with the batch it writes into
         self,
@@ -418,10 +372,10 @@ class OrderService:
             errors = list(cmd.errors)
         else:
             try:
-                effects = self._apply_command(cmd)
+                effects = apply_command(self.kitchen, self._validator, cmd, self._clock.now())
             except KitchenError as err:
                 errors = [FieldError(path=err.path, message=err.message)]
-            except _InvalidLine as err:
+            except InvalidLine as err:
                 errors = err.errors
         status = ReplyStatus.REJECTED if errors else ReplyStatus.ACCEPTED
         body = encode(CommandReply(command_id=cid, status=status, errors=errors))
@@ -431,37 +385,12 @@ class OrderService:
             if len(self._command_replies) > self._reply_cap:
                 self._command_replies.popitem(last=False)
         outs.append(ReplyOut(ev.route, body, command=True))
-        outs.extend(_outbound(effects))
-
-    def _apply_command(self, cmd: FireCourse | VoidLine | ModifyLine) -> list[Effect]:
-        now = self._clock.now()
-        if isinstance(cmd, FireCourse):
-            return self.kitchen.fire_course(cmd.order_id, cmd.course, now)
-        if isinstance(cmd, ModifyLine):
-            rec = self.kitchen.order(cmd.order_id)
-            if rec is None:
-                raise KitchenError("order_id", "no open order with this id (unknown or closed)")
-            old = rec.line(cmd.line_id)
-            if old is None:
-                raise KitchenError("line_id", f"order has no line '{cmd.line_id}'")
-            line = OrderLine(
-                line_id=old.line_id,
-                item=old.item,
-                qty=cmd.qty if cmd.qty is not None else old.qty,
-                modifiers=cmd.modifiers if cmd.modifiers is not None else list(old.modifiers),
-                course=old.course,
-                note=cmd.note if cmd.note is not None else old.note,
-            )
-            priced = self._validator.validate_line(line, rec.dining, "")
-            if isinstance(priced, list):
-                raise _InvalidLine(priced)
-            return self.kitchen.modify_line(cmd.order_id, priced, now)
-        return self.kitchen.void_line(cmd.order_id, cmd.line_id, now)
+        outs.extend(outbound(effects))
 
     # --- screens --------------------------------------------------------------------------
 
     def _on_kds(self, ev: KdsEventIn, outs: list[OutboundEvent]) -> None:
-        self._last_seen[ev.station] = time.monotonic()
+        self._screens.heard(ev.station, time.monotonic())
         e = ev.event
         if isinstance(e, DecodeFailure):
             self.stats.bad_kds_messages += 1
@@ -469,13 +398,11 @@ class OrderService:
             return
         self.stats.kds_events += 1
         if e.action is KdsAction.ACK:
-            u = self._unacked.get(e.ticket_id)
-            if u is not None and u.version <= e.version:
-                del self._unacked[e.ticket_id]
+            self._unacked.acked(e.ticket_id, e.version)
         effects = self.kitchen.on_kds(
             e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
         )
-        outs.extend(_outbound(effects))
+        outs.extend(outbound(effects))
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -492,74 +419,12 @@ class OrderService:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(self._writer, self._store.purge, _RETENTION_S)
             now = self._clock.now()
-            outs = _outbound(self.kitchen.release_due(now))
-            outs += self._check_screens(mono)
+            outs = outbound(self.kitchen.release_due(now))
+            outs += self._screens.check(mono)
             if outs:
                 self._open.outs.extend(outs)
                 self._commit_wanted.set()
-            self._resend_due(mono)
-
-    def _track(self, out: TicketOut, due: float) -> None:
-        first = self._cfg.delivery.resend_after_s
-        body = out.body if out.body is not None else encode(out.ticket)
-        self._unacked[out.ticket.ticket_id] = _Unacked(out.ticket.version, body, due, first)
-
-    def _resend_due(self, mono: float) -> None:
-        cap = self._cfg.delivery.resend_max_interval_s
-        budget = _RESEND_PER_TICK
-        for u in self._unacked.values():
-            if u.due <= mono:
-                if budget == 0:
-                    # A capped burst: resending everything at once when screens lag behind would
-                    # only deepen the backlog they are lagging on (a retry storm).
-                    break
-                budget -= 1
-                self._outbox.send(TicketOut(Ticket.model_validate_json(u.body), u.body))
-                self.stats.tickets_resent += 1
-                u.interval = min(u.interval * 2, cap)
-                u.due = mono + u.interval
-
-    def _check_screens(self, mono: float) -> list[OutboundEvent]:
-        outs: list[OutboundEvent] = []
-        timeout = self._cfg.kds.silence_timeout_s
-        now = self._clock.now()
-        for station, seen in self._last_seen.items():
-            silent = mono - seen > timeout
-            if silent and station not in self._silent:
-                self._silent.add(station)
-                backup = self._backups.get(station)
-                if backup is None:
-                    where = "it has no backup"
-                elif backup in self._silent:
-                    where = f"its backup {backup} is silent too: nobody sees these tickets"
-                    backup = None
-                else:
-                    where = f"its tickets now go to {backup}"
-                log.warning("screen at %s silent for %.0f s: %s", station, mono - seen, where)
-                outs.append(
-                    self._alert(
-                        AlertLevel.CRITICAL,
-                        "kds_silent",
-                        station,
-                        f"the screen at {station} has been silent for {mono - seen:.0f} s; {where}",
-                    )
-                )
-                if backup:
-                    self.stats.redirects += 1
-                    outs += _outbound(self.kitchen.redirect(station, backup, now))
-            elif not silent and station in self._silent:
-                self._silent.discard(station)
-                self.kitchen.restore_station(station)
-                log.info("screen at %s is back", station)
-                outs.append(
-                    self._alert(
-                        AlertLevel.INFO,
-                        "kds_back",
-                        station,
-                        f"the screen at {station} is back; new tickets go to it again",
-                    )
-                )
-        return outs
+            self._unacked.resend_due(mono)
 
     def _check_disk(self) -> None:
         low = self._store.free_bytes() < self._cfg.state.min_free_mb * 1024 * 1024
@@ -572,19 +437,7 @@ class OrderService:
             )
             (log.error if low else log.info)(msg)
             level = AlertLevel.CRITICAL if low else AlertLevel.INFO
-            self._outbox.send(self._alert(level, "disk_full", "gateway", msg))
-
-    def _alert(self, level: AlertLevel, kind: str, subject: str, message: str) -> AlertOut:
-        return AlertOut(
-            Alert(
-                alert_id=uuid4(),
-                level=level,
-                kind=kind,
-                subject=subject,
-                message=message,
-                at=self._clock.now(),
-            )
-        )
+            self._outbox.send(alert(level, "disk_full", "gateway", msg, self._clock.now()))
 
     def _log_once(self, key: str, message: str) -> None:
         if key in self._logged:
@@ -592,35 +445,3 @@ class OrderService:
             return
         self._logged.add(key)
         log.warning("%s (further ones are counted, not logged)", message)
-
-
-class _InvalidLine(Exception):
-    def __init__(self, errors: list[FieldError]) -> None:
-        self.errors = errors
-        super().__init__("invalid line")
-
-
-def _outbound(effects: list[Effect]) -> list[OutboundEvent]:
-    return [
-        TicketOut(e.ticket, e.body) if isinstance(e, SendTicket) else StatusOut(e.update)
-        for e in effects
-    ]
-
-
-def _latest_status_only(outs: list[OutboundEvent]) -> list[OutboundEvent]:
-    """Drop an order's status updates that a later one in the same batch supersedes.
-
-    Each update carries the whole current state, so "accepted" followed at once by "in_kitchen"
-    only needs the second: one message less per order on the busiest path.
-    """
-    last: dict[UUID, int] = {}
-    for n, out in enumerate(outs):
-        if isinstance(out, StatusOut):
-            last[out.update.order_id] = n
-    if len(last) == sum(isinstance(o, StatusOut) for o in outs):
-        return outs
-    return [
-        o
-        for n, o in enumerate(outs)
-        if not isinstance(o, StatusOut) or last[o.update.order_id] == n
-    ]

@@ -1,7 +1,8 @@
 """When each line starts: fire by prep time within a course, and when each course fires.
 
-Pure functions of their arguments: the caller passes the time an order was accepted or a course
-fired, so tests need no clock and a restart recomputes exactly the same schedule.
+Pure functions of their arguments (``schedule_lines`` sets the fire times on the order's lines):
+the caller passes the time an order was accepted or a course fired, so tests need no clock and a
+restart recomputes exactly the same schedule.
 
 Fire by prep time: within a course, the line with the longest prep starts as soon as the course
 fires and every other line waits ``max_prep - its prep`` seconds, so a table's dishes finish
@@ -19,8 +20,15 @@ if TYPE_CHECKING:
 
     from gateway.config import Course
     from gateway.routing.orders import PricedLine
+    from gateway.routing.records import OrderRecord, TicketState
 
-__all__ = ["course_fire_times", "fire_offsets", "line_fire_times"]
+__all__ = [
+    "course_fire_times",
+    "fire_offsets",
+    "line_fire_times",
+    "schedule_lines",
+    "ticket_fire_at",
+]
 
 
 def fire_offsets(prep_times: Sequence[int]) -> list[int]:
@@ -96,3 +104,31 @@ def line_fire_times(lines: Sequence[PricedLine], course_fired_at: datetime) -> d
         ln.line_id: course_fired_at + timedelta(seconds=off)
         for ln, off in zip(lines, offsets, strict=True)
     }
+
+
+def schedule_lines(rec: OrderRecord, now: datetime | None = None) -> set[str]:
+    """(Re)compute the fire times of an order's lines; returns the ids of those that changed.
+
+    Offsets come from every live line of the course (a voided dish must not hold back the
+    others), but a line that has already started (its fire time is past ``now``) keeps it.
+    """
+    changed: set[str] = set()
+    for course, fired_at in rec.course_fire.items():
+        lines = [ln for ln in rec.lines if ln.course == course and not ln.voided]
+        if fired_at is None:
+            times: list[datetime | None] = [None] * len(lines)
+        else:
+            offsets = fire_offsets([ln.prep_s for ln in lines])
+            times = [fired_at + timedelta(seconds=o) for o in offsets]
+        for ln, at in zip(lines, times, strict=True):
+            started = now is not None and ln.fire_at is not None and ln.fire_at <= now
+            if not started and ln.fire_at != at:
+                ln.fire_at = at
+                changed.add(ln.line_id)
+    return changed
+
+
+def ticket_fire_at(rec: OrderRecord, t: TicketState) -> datetime | None:
+    """When a ticket's first live line fires (None if none is scheduled: a held course)."""
+    times = [ln.fire_at for ln in rec.lines_of(t) if not ln.voided and ln.fire_at]
+    return min(times, default=None)

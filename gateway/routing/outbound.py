@@ -1,0 +1,54 @@
+"""What the order service hands the outbox: the kitchen's effects as outbound events, and alerts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+from gateway.contract import Alert
+from gateway.events import AlertOut, StatusOut, TicketOut
+from gateway.routing.records import SendTicket
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from uuid import UUID
+
+    from gateway.contract import AlertLevel
+    from gateway.events import OutboundEvent
+    from gateway.routing.records import Effect
+
+__all__ = ["alert", "latest_status_only", "outbound"]
+
+
+def outbound(effects: list[Effect]) -> list[OutboundEvent]:
+    """The kitchen's effects as the events to publish, in the same order."""
+    return [
+        TicketOut(e.ticket, e.body) if isinstance(e, SendTicket) else StatusOut(e.update)
+        for e in effects
+    ]
+
+
+def latest_status_only(outs: list[OutboundEvent]) -> list[OutboundEvent]:
+    """Drop an order's status updates that a later one in the same batch supersedes.
+
+    Each update carries the whole current state, so "accepted" followed at once by "in_kitchen"
+    only needs the second: one message less per order on the busiest path.
+    """
+    last: dict[UUID, int] = {}
+    for n, out in enumerate(outs):
+        if isinstance(out, StatusOut):
+            last[out.update.order_id] = n
+    if len(last) == sum(isinstance(o, StatusOut) for o in outs):
+        return outs
+    return [
+        o
+        for n, o in enumerate(outs)
+        if not isinstance(o, StatusOut) or last[o.update.order_id] == n
+    ]
+
+
+def alert(level: AlertLevel, kind: str, subject: str, message: str, at: datetime) -> AlertOut:
+    """An alert for the people in the kitchen, raised at ``at``."""
+    return AlertOut(
+        Alert(alert_id=uuid4(), level=level, kind=kind, subject=subject, message=message, at=at)
+    )
