@@ -30,7 +30,7 @@ from gateway.devices.connection import ModbusConnection
 from gateway.devices.gate import Priority
 from gateway.devices.guard import Refused, WriteGuard, WriteRequest
 from gateway.devices.plan import plan_reads
-from gateway.devices.profile import PointType, Table, load_profile, load_profiles
+from gateway.devices.profile import PointType, load_profile, load_profiles
 from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable, GatewayError
 
 if TYPE_CHECKING:
@@ -328,6 +328,11 @@ async def _send(
         async with _Device(device, settings) as link:
             await link.write(point, ok.words)
             written = True
+            if point.self_clearing:
+                # The device resets it once it has acted: a read-back would say nothing.
+                audit.record(request, "written", "self-clearing: not read back")
+                _say(f"{device.id}.{point.id}: written (the device clears it itself)", out)
+                return EXIT_OK
             raw = block.words_for(point, await link.read(block))
     except DeviceError as e:
         if not written:
@@ -338,13 +343,11 @@ async def _send(
         audit.record(request, "written", f"no read back: {e.detail}")
         raise DeviceError(device.id, f"written, but reading it back failed: {e.detail}") from None
     shown = _show(point, decode_point(point, raw, settings))
-    if raw != ok.words and point.table is not Table.COIL:
+    if raw != ok.words:
         # The device took a write but holds another value: it clamped or ignored it, and the
         # operator must not believe the setting is what they typed (as DeviceService.write).
         audit.record(request, "written", f"read back {shown}, not the value sent")
         raise DeviceError(device.id, f"{point.id} reads back {shown} after the write")
-    # A command coil may clear itself once the device acted (the fryer's timer start does), so
-    # a 0 read back there is shown, not treated as a refusal.
     audit.record(request, "written", f"read back {shown}")
     _say(f"{device.id}.{point.id} = {shown} {point.unit}".rstrip() + " (written, read back)", out)
     return EXIT_OK

@@ -128,7 +128,7 @@ def _point_row(p: ModbusPoint, s: ModbusSettings) -> tuple[str, ...]:
         _num(p.scale) if numeric else "-",
         _num(p.offset) if numeric else "-",
         p.unit or "-",
-        p.access,
+        f"{p.access} (self-clearing)" if p.self_clearing else p.access,
         f"{_num(p.write.min)}..{_num(p.write.max)}" if p.write else "-",
         f"{_num(p.poll_s or s.poll_s)} s",
     )

@@ -95,6 +95,16 @@ class ModbusPoint(_Frozen):
     write: WriteRange | None = None
     enum: dict[str, str] = Field(default_factory=dict)  # raw value (as text) -> label
     description: str = ""
+    # A command the device resets once it has acted on it (a start coil): reading it back just
+    # after a write says nothing, so a write is confirmed by the device accepting it.
+    self_clearing: bool = False
+
+    @model_validator(mode="after")
+    def _self_clearing_is_writable(self) -> Self:
+        if self.self_clearing and self.access != "rw":
+            msg = "only a writable point (access = 'rw') can be self_clearing"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

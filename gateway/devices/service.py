@@ -300,7 +300,8 @@ class DeviceService:
         Every attempt is in the audit log: ``refused`` (with the reason; nothing sent),
         ``approved`` (before anything is sent: an unauditable write is never sent), then
         ``written`` (with the value read back) or ``failed`` (with the error; a write that
-        timed out may still have been applied).
+        timed out may still have been applied). A ``self_clearing`` point (a command the device
+        resets once done) is not read back: the device accepting the write confirms it.
 
         Returns:
             The guard's verdict: ``Approved`` once written and read back, or ``Refused``.
@@ -324,6 +325,9 @@ class DeviceService:
                 point.table, point.address, words, unit=d.unit, device=d.id, timeout_s=timeout_s
             )
             written = True
+            if point.self_clearing:
+                self._audit.record(request, "written", "self-clearing: not read back")
+                return verdict
             back = await conn.read(
                 point.table, point.address, point.registers, unit=d.unit, device=d.id,
                 timeout_s=timeout_s, priority=Priority.WRITE,

@@ -66,9 +66,12 @@ def free_port() -> int:
 class PlainServer:
     """A pymodbus TCP server in a thread of its own, so the CLI can run its own event loop."""
 
-    def __init__(self, size: int = SIZE, clamp: int | None = None) -> None:
+    def __init__(
+        self, size: int = SIZE, clamp: int | None = None, *, clear_coils: bool = False
+    ) -> None:
         self.size = size
         self.clamp = clamp  # like a controller that caps a setting it was sent
+        self.clear_coils = clear_coils  # like a fryer that acts on a start coil and resets it
         self.port = free_port()
         self.requests: list[int] = []  # function codes received, in order
         self.connections = 0
@@ -83,6 +86,8 @@ class PlainServer:
             self.requests.append(pdu.function_code)
             if self.clamp is not None and pdu.function_code == 6:
                 pdu.registers = [min(r, self.clamp) for r in pdu.registers]
+            if self.clear_coils and pdu.function_code == 5:
+                pdu.bits = [False]
         return pdu
 
     def _trace_connect(self, connected: bool) -> None:
@@ -435,10 +440,11 @@ def test_in_range_writes_reach_the_device_and_are_audited(
         main(["device", "write", "fryer1", "vat1_timer_start", "true", "--config", str(path)]) == 0
     )
     assert server.get(1, 0, 1) == [1]
-    assert server.requests == [6, 3, 5, 1]
+    # The start coil is self-clearing: written, not read back.
+    assert server.requests == [6, 3, 5]
     out = capsys.readouterr().out
     assert "fryer1.vat1_set_temp = 175.5 °C (written, read back)" in out
-    assert "fryer1.vat1_timer_start = true (written, read back)" in out
+    assert "fryer1.vat1_timer_start: written (the device clears it itself)" in out
     records = audit_lines(load_site(path))
     assert [(r["point"], r["value"], r["source"], r["outcome"]) for r in records] == [
         ("vat1_set_temp", 175.5, "cli", "approved"),
@@ -531,6 +537,24 @@ def test_a_setting_the_device_clamped_is_an_error(
     assert err == "gateway: error: fryer1: vat1_cook_time reads back 300 after the write\n"
     record = audit_lines(load_site(path))[-1]
     assert (record["outcome"], record["detail"]) == ("written", "read back 300, not the value sent")
+
+
+def test_a_self_clearing_start_coil_is_written_without_a_read_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fryer resets its start coil once the timer runs: reading it back proves nothing."""
+    server = PlainServer(clear_coils=True)
+    server.start()
+    try:
+        path = site_file(tmp_path, server.port)
+        argv = ["device", "write", "fryer1", "vat1_timer_start", "1", "--config", str(path)]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert server.requests[-1] == 5  # the write, and no read after it
+        assert server.get(1, 0, 1) == [0]
+    finally:
+        server.stop()
+    record = audit_lines(load_site(path))[-1]
+    assert (record["outcome"], record["detail"]) == ("written", "self-clearing: not read back")
 
 
 # --- devices that do not answer ----------------------------------------------------------------

@@ -104,6 +104,7 @@ def test_valid_profiles() -> None:
         ({"type": "bit", "bit": 3}, "cannot be written safely"),
         ({"table": "coil", "type": "bit", "write": {"min": 0, "max": 2}}, "within 0..1"),
         ({"type": "string", "length": 61, "access": "r", "write": None}, "over the read limit"),
+        ({"access": "r", "write": None, "self_clearing": True}, "can be self_clearing"),
     ],
 )
 def test_point_rules(fields: dict[str, Any], message: str) -> None:
