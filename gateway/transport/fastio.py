@@ -18,12 +18,13 @@ from __future__ import annotations
 import collections
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.client import MQTT_LOG_ERR, time_func
+from paho.mqtt.client import MQTT_LOG_DEBUG, MQTT_LOG_ERR, time_func
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import _OutPacket
+    from paho.mqtt.client import _InPacket, _OutPacket
 
 _READ_CHUNK = 65_536
 _WRITE_MAX = 262_144  # bytes joined into one send(); bounds the copy
@@ -47,6 +48,7 @@ class FastIO:
     # and each deletion would move the rest of a 64 KiB buffer.
     _rbuf: bytes = b""
     _rpos: int = 0
+    _in_packet: _InPacket
     _out_packet: collections.deque[_OutPacket]
     _sock: Any
     # While set, what is buffered is still parsed but the socket is not read: paho sees
@@ -74,6 +76,55 @@ class FastIO:
         out = buf[pos : pos + bufsize]
         self._rpos = pos + len(out)
         return out
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """Take a whole packet straight from the buffer; anything partial goes to paho.
+
+        paho reads each packet with one call for the command byte, one per length byte and one
+        or more for the body, updating a state dict as it goes. When a complete packet is
+        already buffered (nearly always, with 64 KiB reads) it is cut out in one step and
+        handed to paho's own dispatch; otherwise, or mid-packet, paho's reader carries on.
+        """
+        buf, pos = self._rbuf, self._rpos
+        n = len(buf)
+        if self._in_packet["command"] or n - pos < 2:
+            return self._paho_packet_read()
+        i, length, shift = pos + 1, 0, 0
+        while True:
+            if i >= n or shift > 21:  # past 4 length bytes: paho's reader reports it
+                return self._paho_packet_read()
+            byte = buf[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        end = i + length
+        if end > n:
+            return self._paho_packet_read()
+        self._rpos = end
+        self._in_packet = {
+            "command": buf[pos], "have_remaining": 1, "remaining_count": [],
+            "remaining_mult": 1, "remaining_length": length,
+            "packet": buf[i:end],  # type: ignore[typeddict-item] # bytes: read-only use
+            "to_process": 0, "pos": 0,
+        }  # fmt: skip
+        try:
+            rc: MQTTErrorCode = self._packet_handle()  # type: ignore[attr-defined]
+        except MalformedPacket as exc:
+            self._easy_log(MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)  # type: ignore[attr-defined]
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {
+            "command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+            "remaining_length": 0, "packet": bytearray(), "to_process": 0, "pos": 0,
+        }  # fmt: skip
+        with self._msgtime_mutex:  # type: ignore[attr-defined]
+            self._last_bytes_received = time_func()
+        return rc
+
+    def _paho_packet_read(self) -> MQTTErrorCode:
+        rc: MQTTErrorCode = super()._packet_read()  # type: ignore[misc]
+        return rc
 
     def _packet_write(self) -> MQTTErrorCode:
         queue = self._out_packet
