@@ -2,15 +2,15 @@
 
 It receives the same orders and screen events as the gateway and publishes the same number of
 messages per order (one reply, an accepted and an in-kitchen status, an expo and two prep
-tickets; per bump one message, like the gateway's ready/expo/closed updates) with no validation,
-routing or storage. The gateway's rate divided by this one's is our own overhead.
+tickets; per bump one message, like the gateway's ready/expo/closed updates), of the gateway's
+shapes and sizes, with no validation, routing or storage. The gateway's rate divided by this
+one's is our own overhead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import uuid
 
@@ -19,6 +19,30 @@ import uvloop
 from gateway.transport.mqtt import InboundMessage, MqttClient
 
 SITE = "bench"
+
+# Messages of the gateway's own shapes and sizes (a reply ~130 B, a status ~180 B, a ticket
+# ~500-800 B), filled in with the order's id: the bytes are the transport's cost (Mosquitto and
+# the screens parse them too), so the null router carries the same volume, without building it.
+_AT = b"2026-11-25T12:59:11.001090Z"
+REPLY = b'{"v":1,"order_id":"%s","status":"accepted","errors":[],"total":{"amount":3600,"currency":"EUR"}}'
+STATUS = (
+    b'{"v":1,"order_id":"%s","table":"T75","state":"%s","stations_done":[],'
+    b'"stations_open":["cold","fry"],"at":"' + _AT + b'"}'
+)
+TICKET = (
+    b'{"v":1,"ticket_id":"%s","version":1,"order_id":"%s","table":"T75","station":"%s",'
+    b'"course":1,"dining":"dine_in","items":[%s],"fire_at":"' + _AT + b'","status":"fired",'
+    b'"redirected_from":null,"sent_at":"' + _AT + b'"}'
+)
+FRY_ITEM = (
+    b'{"line_id":"1","item":"calamari","name":"Calamari","qty":1,"modifiers":[],"note":null,'
+    b'"course":1,"station":"fry","fire_at":"' + _AT + b'","voided":false,"done":false}'
+)
+COLD_ITEM = (
+    b'{"line_id":"2","item":"carpaccio","name":"Carpaccio","qty":2,"modifiers":[],"note":null,'
+    b'"course":1,"station":"cold","fire_at":"' + _AT + b'","voided":false,"done":false}'
+)
+NIL = b"00000000-0000-0000-0000-000000000000"
 
 
 async def run(url: str) -> None:
@@ -32,20 +56,21 @@ async def run(url: str) -> None:
         parts = msg.topic.split("/")
         if parts[-1] == "orders":
             device = parts[3]
-            oid = msg.payload.split(b'"order_id": "', 1)[1][:36].decode()
+            oid = msg.payload.split(b'"order_id": "', 1)[1][:36]
             client.ack(msg)
-            client.publish(f"rst/{SITE}/tablet/{device}/replies",
-                           json.dumps({"order_id": oid, "status": "accepted"}).encode())
-            client.publish(f"rst/{SITE}/orders/{oid}/status", b'{"state":"accepted"}')
-            for station in ("expo", "fry", "cold"):
-                t = {"ticket_id": str(uuid.uuid4()), "version": 1, "order_id": oid,
-                     "station": station, "status": "fired", "items": []}
-                client.publish(f"rst/{SITE}/kds/{station}/tickets", json.dumps(t).encode())
-            client.publish(f"rst/{SITE}/orders/{oid}/status", b'{"state":"in_kitchen"}')
+            status_topic = f"rst/{SITE}/orders/{oid.decode()}/status"
+            client.publish(f"rst/{SITE}/tablet/{device}/replies", REPLY % oid)
+            client.publish(status_topic, STATUS % (oid, b"accepted"))
+            for station, items in (
+                (b"expo", FRY_ITEM + b"," + COLD_ITEM), (b"fry", FRY_ITEM), (b"cold", COLD_ITEM)
+            ):
+                body = TICKET % (str(uuid.uuid4()).encode(), oid, station, items)
+                client.publish(f"rst/{SITE}/kds/{station.decode()}/tickets", body)
+            client.publish(status_topic, STATUS % (oid, b"in_kitchen"))
         else:
             client.ack(msg)
             if b'"bump"' in msg.payload:
-                client.publish(f"rst/{SITE}/orders/x/status", b'{"state":"ready"}')
+                client.publish(f"rst/{SITE}/orders/x/status", STATUS % (NIL, b"ready"))
 
     async with client:
         client.set_handler(on_message)
