@@ -98,6 +98,22 @@ async def run(url: str, rate: float, duration: float, window: int, bump_after: f
         while replies < n and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         total_time = time.monotonic() - start
+        # Finish the service before leaving, as a kitchen would: every prep ticket bumped, and
+        # the expo bumped once ready. Not measured; it keeps orders this run left open from
+        # weighing on the next run's (a router with state, unlike the null one, keeps them).
+        quiet_until = time.monotonic() + 0.5
+        drain_deadline = time.monotonic() + 15
+        seen = tickets
+        while time.monotonic() < drain_deadline:
+            now = time.monotonic()
+            while pending_bumps and pending_bumps[0][0] <= now:
+                _, payload, station = pending_bumps.pop(0)
+                client.publish(f"rst/{SITE}/kds/{station}/events", payload)
+            if tickets != seen:
+                seen, quiet_until = tickets, now + 0.5
+            if not pending_bumps and now >= quiet_until:
+                break
+            await asyncio.sleep(0.02)
         done.set()
     return {
         "rate_target": rate, "sent": n, "replies": replies, "tickets": tickets,
