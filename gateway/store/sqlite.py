@@ -130,8 +130,9 @@ class Store:
             # Tables and layout version in one transaction: a crash in between would leave a
             # file that later starts take for another layout.
             self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {_VERSION}; COMMIT;")
-            # WAL lets this reader run beside the writer's transaction. It only looks up the
-            # odd old reply, so a small page cache (memory) will do.
+            # WAL lets this reader run beside the writer's transaction. It looks up the replies
+            # the in-memory cache does not hold (for a new order: not found), one row at a
+            # time, so a small page cache (memory) will do.
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             opened.append(self._reader)
             self._reader.execute("PRAGMA cache_size = -256")
