@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _GC_YOUNG_THRESHOLD = 20_000
+_SMALL_BROKER_WINDOW = 100  # below it a broker holds throughput to its round trips
 
 
 class Gateway:
@@ -115,6 +116,7 @@ class Gateway:
             service = self.service
             self.mqtt.on_connection_change(lambda up: service.resend_now() if up else None)
             self.mqtt.publish(status_topic, self._status(DeviceState.ONLINE), retain=True)
+            self._check_broker_window()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -132,6 +134,18 @@ class Gateway:
         self._stack.callback(gc.unfreeze)
         log.info("gateway %s ready on %s", cfg.client_id, cfg.mqtt.url)
         return self
+
+    def _check_broker_window(self) -> None:
+        """Say so once when the broker keeps our publishes to a few in flight."""
+        assert self.mqtt is not None
+        window = self.mqtt.inflight_window
+        if window < _SMALL_BROKER_WINDOW:
+            log.warning(
+                "the MQTT broker at %s takes only %d unacknowledged messages from a client at a "
+                "time (its Receive Maximum); under load the gateway then waits on each round "
+                "trip. For Mosquitto, set 'max_inflight_messages 1000' in mosquitto.conf.",
+                self.cfg.mqtt.url, window,
+            )  # fmt: skip
 
     def _device_service(self) -> DeviceService:
         """Build the device service and its MQTT bridge on the gateway's one MQTT client."""

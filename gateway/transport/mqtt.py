@@ -81,6 +81,11 @@ class _Paho(FastIO, LeanPaths, paho.Client):
         """Lower the in-flight window on a live connection (the public setter refuses)."""
         self._max_inflight_messages = min(self._max_inflight_messages, window)
 
+    def inflight_window(self) -> int:
+        """QoS > 0 publishes put on the wire before waiting for PUBACKs."""
+        window: int = self._max_inflight_messages
+        return window
+
 
 def _check(rc: MQTTErrorCode) -> None:
     if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -310,6 +315,11 @@ class MqttClient(Link):
             return False
         self._book.sent(mid, qos)
         return True
+
+    @property
+    def inflight_window(self) -> int:
+        """Publishes sent before waiting for acks (the broker's Receive Maximum, if smaller)."""
+        return self._paho.inflight_window()
 
     async def wait_publish_room(self) -> None:
         """Wait until fewer than ``max_pending_publishes / 2`` publishes are pending."""
