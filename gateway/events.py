@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.contract import Ticket
+
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from gateway.codec import DecodeFailure
     from gateway.contract import (
         Alert,
@@ -23,7 +27,6 @@ if TYPE_CHECKING:
         ModifyLine,
         OrderRequest,
         OrderStatusUpdate,
-        Ticket,
         VoidLine,
     )
 
@@ -84,16 +87,45 @@ class ReplyOut:
     command: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class TicketOut:
-    """A ticket version for ``ticket.station``'s screen.
+    """A ticket version for ``station``'s screen.
 
     ``body``, when set, is the ticket already serialised by the router (the bytes it stored):
-    adapters publish it as is rather than encoding the ticket again.
+    adapters publish it as is rather than encoding the ticket again. The router makes these
+    from the bytes alone (``TicketOut.sent``); ``ticket`` is then parsed on first use, which
+    only consumers that read the content (appliance actions) pay for.
     """
 
-    ticket: Ticket
-    body: bytes | None = None
+    __slots__ = ("_ticket", "body", "station", "ticket_id", "version")
+
+    def __init__(self, ticket: Ticket, body: bytes | None = None) -> None:
+        """A version from its model (and, optionally, its bytes as sent)."""
+        self._ticket: Ticket | None = ticket
+        self.body = body
+        self.ticket_id: UUID = ticket.ticket_id
+        self.version: int = ticket.version
+        self.station: str = ticket.station
+
+    @classmethod
+    def sent(cls, ticket_id: UUID, version: int, station: str, body: bytes) -> TicketOut:
+        """A version known by its bytes (``body`` is the JSON of a ``Ticket`` with these)."""
+        out = cls.__new__(cls)
+        out._ticket = None  # noqa: SLF001 - its own class's slot
+        out.body = body
+        out.ticket_id, out.version, out.station = ticket_id, version, station
+        return out
+
+    @property
+    def ticket(self) -> Ticket:
+        """The version as a model (parsed from ``body`` once, if made from bytes)."""
+        if self._ticket is None:
+            assert self.body is not None
+            self._ticket = Ticket.model_validate_json(self.body)
+        return self._ticket
+
+    def __repr__(self) -> str:
+        """Which version, for logs and test failures."""
+        return f"TicketOut({self.ticket_id}, v{self.version} to {self.station})"
 
 
 @dataclass(frozen=True, slots=True)

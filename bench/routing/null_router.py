@@ -1,10 +1,16 @@
 """The null router: the transport's limit on this machine, on the same client library.
 
-It receives the same orders and screen events as the gateway and publishes the same number of
-messages per order (one reply, an accepted and an in-kitchen status, an expo and two prep
-tickets; per bump one message, like the gateway's ready/expo/closed updates), of the gateway's
-shapes and sizes, with no validation, routing or storage. The gateway's rate divided by this
-one's is our own overhead.
+It receives the same orders and screen events as the gateway and publishes the same messages per
+order as the gateway does in this bench (counted with a subscriber on ``#``): one reply, an
+in-kitchen status and three tickets (expo, fry, cold) for the order; the expo's "ready" version
+when the fry ticket is bumped, the "ready" status when the cold one is, and the "closed" status
+when the expo is. They have the gateway's shapes and sizes, and the load generator acks and bumps
+the expo's "ready" version as it does the gateway's, with no validation, routing or storage. The
+gateway's rate divided by this one's is our own overhead.
+
+It keeps no state: which bump is the order's last is known from the station (the gateway sends
+its updates when both prep stations have bumped; the load generator bumps them together), and
+the expo's "ready" version names the order by a ticket id derived from it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import uuid
 
 import uvloop
 
@@ -30,8 +35,8 @@ STATUS = (
     b'"stations_open":["cold","fry"],"at":"' + _AT + b'"}'
 )
 TICKET = (
-    b'{"v":1,"ticket_id":"%s","version":1,"order_id":"%s","table":"T75","station":"%s",'
-    b'"course":1,"dining":"dine_in","items":[%s],"fire_at":"' + _AT + b'","status":"fired",'
+    b'{"v":1,"ticket_id":"%s","version":%s,"order_id":"%s","table":"T75","station":"%s",'
+    b'"course":1,"dining":"dine_in","items":[%s],"fire_at":"' + _AT + b'","status":"%s",'
     b'"redirected_from":null,"sent_at":"' + _AT + b'"}'
 )
 FRY_ITEM = (
@@ -42,7 +47,6 @@ COLD_ITEM = (
     b'{"line_id":"2","item":"carpaccio","name":"Carpaccio","qty":2,"modifiers":[],"note":null,'
     b'"course":1,"station":"cold","fire_at":"' + _AT + b'","voided":false,"done":false}'
 )
-NIL = b"00000000-0000-0000-0000-000000000000"
 
 
 async def run(url: str) -> None:
@@ -54,23 +58,28 @@ async def run(url: str) -> None:
 
     def on_message(msg: InboundMessage) -> None:
         parts = msg.topic.split("/")
+        client.ack(msg)
         if parts[-1] == "orders":
             device = parts[3]
             oid = msg.payload.split(b'"order_id": "', 1)[1][:36]
-            client.ack(msg)
-            status_topic = f"rst/{SITE}/orders/{oid.decode()}/status"
             client.publish(f"rst/{SITE}/tablet/{device}/replies", REPLY % oid)
-            client.publish(status_topic, STATUS % (oid, b"accepted"))
+            # Every ticket of the order carries the order's id as its ticket id, so a bump
+            # names the order without the null router keeping any state.
             for station, items in (
                 (b"expo", FRY_ITEM + b"," + COLD_ITEM), (b"fry", FRY_ITEM), (b"cold", COLD_ITEM)
             ):
-                body = TICKET % (str(uuid.uuid4()).encode(), oid, station, items)
+                body = TICKET % (oid, b"1", oid, station, items, b"fired")
                 client.publish(f"rst/{SITE}/kds/{station.decode()}/tickets", body)
-            client.publish(status_topic, STATUS % (oid, b"in_kitchen"))
-        else:
-            client.ack(msg)
-            if b'"bump"' in msg.payload:
-                client.publish(f"rst/{SITE}/orders/x/status", STATUS % (NIL, b"ready"))
+            client.publish(f"rst/{SITE}/orders/{oid.decode()}/status", STATUS % (oid, b"in_kitchen"))
+        elif b'"bump"' in msg.payload:
+            oid = msg.payload.split(b'"ticket_id": "', 1)[1][:36]
+            station = parts[3]
+            if station == "fry":
+                body = TICKET % (oid, b"2", oid, b"expo", FRY_ITEM + b"," + COLD_ITEM, b"ready")
+                client.publish(f"rst/{SITE}/kds/expo/tickets", body)
+            else:
+                state = b"ready" if station == "cold" else b"closed"
+                client.publish(f"rst/{SITE}/orders/{oid.decode()}/status", STATUS % (oid, state))
 
     async with client:
         client.set_handler(on_message)

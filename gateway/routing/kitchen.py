@@ -105,7 +105,7 @@ class Kitchen:
     def resends(self) -> list[SendTicket]:
         """``unacked`` as effects, with each version's bytes as sent (after a restart)."""
         return [
-            SendTicket(Ticket.model_validate_json(t.sent_body), t.sent_body)
+            SendTicket.of(t.sent_body)
             for o in self._orders.values()
             for t in o.tickets
             if t.version > t.acked and t.sent_body is not None
@@ -449,7 +449,6 @@ class Kitchen:
         t.version_at = now
         t.status = ticket_status(rec, t)
         self._dirty.add(rec.order_id)
-        ticket = render_ticket(rec, t)
-        t.sent_body = ticket.model_dump_json().encode()
+        t.sent_body = body = render_ticket(rec, t)
         self._sent[t.ticket_id] = (rec, t)
-        return [SendTicket(ticket, t.sent_body)]
+        return [SendTicket(t.ticket_id, t.version, t.target, body)]

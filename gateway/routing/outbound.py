@@ -23,7 +23,11 @@ __all__ = ["alert", "latest_status_only", "outbound"]
 def outbound(effects: list[Effect]) -> list[OutboundEvent]:
     """The kitchen's effects as the events to publish, in the same order."""
     return [
-        TicketOut(e.ticket, e.body) if isinstance(e, SendTicket) else StatusOut(e.update)
+        (
+            TicketOut.sent(e.ticket_id, e.version, e.station, e.body)
+            if isinstance(e, SendTicket)
+            else StatusOut(e.update)
+        )
         for e in effects
     ]
 

@@ -107,13 +107,27 @@ RECORD = TypeAdapter(OrderRecord)
 
 @dataclass(frozen=True, slots=True)
 class SendTicket:
-    """Publish this ticket version to ``ticket.station``'s screen (and resend until acked).
+    """Publish this ticket version to ``station``'s screen (and resend until acked).
 
-    ``body`` is the ticket serialised (compact JSON), exactly as stored.
+    ``body`` is the ticket serialised (compact JSON of a :class:`Ticket`), exactly as stored;
+    the other fields repeat what the router needs of it without parsing it.
     """
 
-    ticket: Ticket
+    ticket_id: UUID
+    version: int
+    station: str
     body: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> SendTicket:
+        """A stored version (at start-up), read from its bytes."""
+        t = Ticket.model_validate_json(body)
+        return cls(t.ticket_id, t.version, t.station, body)
+
+    @property
+    def ticket(self) -> Ticket:
+        """The version as a model, parsed from ``body`` on each call (tests, tools)."""
+        return Ticket.model_validate_json(self.body)
 
 
 @dataclass(frozen=True, slots=True)

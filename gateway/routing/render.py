@@ -5,14 +5,16 @@ Pure functions of the records (:mod:`gateway.routing.records`); the kitchen deci
 
 from __future__ import annotations
 
+import json.encoder
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from gateway.contract import OrderState, OrderStatusUpdate, Ticket, TicketItem, TicketStatus
+from pydantic import TypeAdapter
+
+from gateway.contract import OrderState, OrderStatusUpdate, TicketStatus
 from gateway.routing.records import EXPO, SendStatus
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from gateway.routing.records import OrderRecord, TicketState
 
 __all__ = ["is_live", "render_ticket", "status_update", "ticket_status"]
@@ -20,7 +22,16 @@ __all__ = ["is_live", "render_ticket", "status_update", "ticket_status"]
 
 def is_live(rec: OrderRecord, t: TicketState) -> bool:
     """Whether the ticket shows a line that is not voided."""
-    return any(not ln.voided for ln in rec.lines_of(t))
+    # ``lines_of`` inlined, stopping at the first live line: this runs for every ticket on
+    # every new version and status, and building the list was measurable.
+    station, course = t.station, t.course
+    expo = station == EXPO
+    for ln in rec.lines:
+        if not ln.voided and (
+            expo or (ln.course == course and (ln.station == station or station in ln.also))
+        ):
+            return True
+    return False
 
 
 def ticket_status(rec: OrderRecord, t: TicketState) -> TicketStatus:
@@ -36,42 +47,39 @@ def ticket_status(rec: OrderRecord, t: TicketState) -> TicketStatus:
     return TicketStatus.FIRED
 
 
-def render_ticket(rec: OrderRecord, t: TicketState) -> Ticket:
-    """The ticket's current version (``t.version_at`` must be set), lines in firing order."""
+def render_ticket(rec: OrderRecord, t: TicketState) -> bytes:
+    """The ticket's current version as sent (``t.version_at`` must be set), lines in firing order.
+
+    The compact JSON of a :class:`~gateway.contract.Ticket`, byte for byte what
+    ``Ticket(...).model_dump_json()`` gives (a property test holds it to that), written
+    directly: validating a model the kitchen built from checked state and then serialising it
+    cost ~18 us per version, most of a ticket's share of the gateway's time per order.
+    """
     base = t.version_at
     assert base is not None
-    lines = rec.lines_of(t)
-    items = [
-        TicketItem(
-            line_id=ln.line_id,
-            item=ln.item,
-            name=ln.name,
-            qty=ln.qty,
-            modifiers=list(ln.modifiers),
-            note=ln.note,
-            course=ln.course,
-            station=ln.station,
-            fire_at=ln.fire_at or base,
-            voided=ln.voided,
-            done=ln.done,
+    lines = sorted(rec.lines_of(t), key=lambda x: (x.fire_at or base, x.line_id))
+    first: datetime | None = None
+    items = []
+    for ln in lines:
+        fire_at = ln.fire_at or base
+        if not ln.voided and (first is None or fire_at < first):
+            first = fire_at
+        items.append(
+            f'{{"line_id":{_s(ln.line_id)},"item":{_s(ln.item)},"name":{_s(ln.name)},'
+            f'"qty":{int(ln.qty)},"modifiers":[{",".join(map(_s, ln.modifiers))}],'
+            f'"note":{_null if ln.note is None else _s(ln.note)},"course":{int(ln.course)},'
+            f'"station":{_s(ln.station)},"fire_at":{_time(fire_at)},'
+            f'"voided":{_bool[ln.voided]},"done":{_bool[ln.done]}}}'
         )
-        for ln in sorted(lines, key=lambda x: (x.fire_at or base, x.line_id))
-    ]
-    fire_at = min((i.fire_at for i in items if not i.voided), default=base)
-    return Ticket(
-        ticket_id=t.ticket_id,
-        version=t.version,
-        order_id=rec.order_id,
-        table=rec.table,
-        station=t.target,
-        course=t.course,
-        dining=rec.dining,
-        items=items,
-        fire_at=fire_at,
-        status=t.status,
-        redirected_from=t.redirected_from,
-        sent_at=base,
-    )
+    course = _null if t.course is None else str(int(t.course))
+    moved = _null if t.redirected_from is None else _s(t.redirected_from)
+    return (
+        f'{{"v":1,"ticket_id":"{t.ticket_id}","version":{int(t.version)},'
+        f'"order_id":"{rec.order_id}","table":{_s(rec.table)},"station":{_s(t.target)},'
+        f'"course":{course},"dining":{_s(rec.dining.value)},"items":[{",".join(items)}],'
+        f'"fire_at":{_time(first or base)},"status":{_s(t.status.value)},'
+        f'"redirected_from":{moved},"sent_at":{_time(base)}}}'
+    ).encode()
 
 
 def status_update(rec: OrderRecord, now: datetime) -> SendStatus:
@@ -87,3 +95,22 @@ def status_update(rec: OrderRecord, now: datetime) -> SendStatus:
             at=now,
         )
     )
+
+
+# --- JSON as pydantic writes it ----------------------------------------------------------------
+
+# A JSON string with the escapes pydantic's serializer uses (quote, backslash, control
+# characters; everything else as UTF-8). C-implemented.
+_s = json.encoder.encode_basestring
+_null = "null"
+_bool = {False: "false", True: "true"}
+_ZERO = timedelta(0)
+_DATETIME = TypeAdapter(datetime)
+
+
+def _time(at: datetime) -> str:
+    """A datetime as pydantic writes it: ISO 8601, ``Z`` for UTC."""
+    if at.utcoffset() == _ZERO:
+        return f'"{at.replace(tzinfo=None).isoformat()}Z"'
+    # Not the kitchen's clock (always UTC): let pydantic write it.
+    return _DATETIME.dump_json(at).decode()

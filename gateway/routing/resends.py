@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.codec import encode
-from gateway.contract import Ticket
 from gateway.events import TicketOut
 
 if TYPE_CHECKING:
@@ -30,6 +29,7 @@ class _Unacked:
     """A sent ticket version awaiting its screen's ack: its bytes, not its model (memory)."""
 
     version: int
+    station: str
     body: bytes
     due: float
     interval: float
@@ -53,7 +53,7 @@ class UnackedTickets:
         """Await an ack of this version (it replaces an earlier one); first resend at ``due``."""
         first = self._cfg.delivery.resend_after_s
         body = out.body if out.body is not None else encode(out.ticket)
-        self._unacked[out.ticket.ticket_id] = _Unacked(out.ticket.version, body, due, first)
+        self._unacked[out.ticket_id] = _Unacked(out.version, out.station, body, due, first)
 
     def acked(self, ticket_id: UUID, version: int) -> None:
         """A screen acknowledged ``version`` of a ticket (an ack of an older one is not enough)."""
@@ -70,14 +70,14 @@ class UnackedTickets:
         """Resend the tickets due by ``mono``, a capped number per call, and back off each."""
         cap = self._cfg.delivery.resend_max_interval_s
         budget = _RESEND_PER_TICK
-        for u in self._unacked.values():
+        for ticket_id, u in self._unacked.items():
             if u.due <= mono:
                 if budget == 0:
                     # A capped burst: resending everything at once when screens lag behind would
                     # only deepen the backlog they are lagging on (a retry storm).
                     break
                 budget -= 1
-                self._outbox.send(TicketOut(Ticket.model_validate_json(u.body), u.body))
+                self._outbox.send(TicketOut.sent(ticket_id, u.version, u.station, u.body))
                 self._stats.tickets_resent += 1
                 u.interval = min(u.interval * 2, cap)
                 u.due = mono + u.interval

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
     from gateway.clock import Clock
     from gateway.config import SiteConfig
-    from gateway.contract import Menu
+    from gateway.contract import Menu, OrderRequest
     from gateway.store.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,9 @@ class OrderService:
         self._wake = asyncio.Event()
         self._replies: OrderedDict[UUID, bytes] = OrderedDict()
         self._command_replies: OrderedDict[UUID, bytes] = OrderedDict()
+        # Replies found in the store for the batch being handled (``_look_up_replies``).
+        self._looked_up: set[UUID] = set()
+        self._stored_replies: dict[UUID, bytes] = {}
         self._unacked = UnackedTickets(cfg, outbox, self.stats)
         self._screens = ScreenWatch(cfg, self.kitchen, clock, self.stats)
         self._disk_low = False
@@ -157,7 +160,9 @@ class OrderService:
         now = time.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.
-            self._unacked.track(TicketOut(resend.ticket, resend.body), now)
+            self._unacked.track(
+                TicketOut.sent(resend.ticket_id, resend.version, resend.station, resend.body), now
+            )
         self._screens.start(now)
         # One thread: commits must reach the disk in the order their batches were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
@@ -238,6 +243,7 @@ class OrderService:
         if room <= 0 or not self._pending:
             return
         events, self._pending = self._pending[:room], self._pending[room:]
+        self._look_up_replies(events)
         opened = self._open
         for ev in events:
             self._handle(ev, opened.batch, opened.outs, opened.tokens)
@@ -289,7 +295,7 @@ class OrderService:
 
     def _on_order(self, ev: OrderIn, batch: Batch, outs: list[OutboundEvent]) -> None:
         req = ev.request
-        order_id = req.id if isinstance(req, DecodeFailure) else req.order_id
+        order_id = _order_id(req)
         if order_id is not None:
             previous = self._reply_for(order_id)
             if previous is not None:
@@ -341,10 +347,29 @@ class OrderService:
         )
         outs.append(ReplyOut(route, body))
 
+    def _look_up_replies(self, events: list[InboundEvent]) -> None:
+        """Find the stored replies of every order in ``events`` in one read, before handling.
+
+        Only ids the cache does not hold: a reply the cache does not hold was committed, so
+        nothing but this service (through the cache) adds to what the read found.
+        """
+        replies = self._replies
+        ids = {
+            oid
+            for ev in events
+            if isinstance(ev, OrderIn)
+            and (oid := _order_id(ev.request)) is not None
+            and oid not in replies
+        }
+        self._looked_up = ids
+        self._stored_replies = self._store.replies_for(ids) if ids else {}
+
     def _reply_for(self, order_id: UUID) -> bytes | None:
         cached = self._replies.get(order_id)
         if cached is not None:
             return cached
+        if order_id in self._looked_up:
+            return self._stored_replies.get(order_id)
         return self._store.reply_for(order_id)
 
     def _remember(self, order_id: UUID | None, body: bytes) -> None:
@@ -445,3 +470,8 @@ class OrderService:
             return
         self._logged.add(key)
         log.warning("%s (further ones are counted, not logged)", message)
+
+
+def _order_id(req: OrderRequest | DecodeFailure) -> UUID | None:
+    """The order's id, also read from a message that failed to decode, if it had one."""
+    return req.id if isinstance(req, DecodeFailure) else req.order_id

@@ -35,12 +35,14 @@ from uuid import UUID
 from gateway.errors import StoreError, StoreFull
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
     from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _VERSION = 2  # PRAGMA user_version of the layout below
+# Ids per look-up statement: under SQLite's oldest limit on parameters (999).
+_IN_CHUNK = 500
 
 # Orders, acks and sent tickets are keyed by the kitchen's order number (``seq``, increasing in
 # order of acceptance), not by the random order id: the rows of the orders in the kitchen now sit
@@ -165,6 +167,26 @@ class Store:
         """The reply already given to ``order_id``, if any."""
         row = self._one("SELECT reply FROM replies WHERE order_id = ?", (order_id.bytes,))
         return None if row is None else bytes(row[0])
+
+    def replies_for(self, order_ids: Collection[UUID]) -> dict[UUID, bytes]:
+        """The replies already given to any of ``order_ids`` (those never answered are absent).
+
+        One statement per ``_IN_CHUNK`` ids: a batch of new orders costs one read transaction
+        instead of one per order, which measured ~45 us each on the 2-core VM (most of it
+        starting the read, not finding the row).
+        """
+        found: dict[UUID, bytes] = {}
+        ids = [o.bytes for o in order_ids]
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT order_id, reply FROM replies WHERE order_id IN ({marks})"  # noqa: S608 - placeholders only
+            try:
+                rows = self._reader.execute(sql, chunk).fetchall()
+            except sqlite3.Error as err:
+                raise _translate(err, self.path) from err
+            found.update((UUID(bytes=o), bytes(r)) for o, r in rows)
+        return found
 
     def command_reply(self, command_id: UUID) -> bytes | None:
         """The reply already given to a command, if any."""

@@ -625,6 +625,39 @@ def test_a_resent_order_or_command_after_a_restart_gets_the_same_reply(tmp_path:
     run(cfg, path, second_life)
 
 
+def test_one_batch_of_old_resends_and_new_orders_after_a_restart(tmp_path: Path) -> None:
+    """The stored replies are looked up for the whole batch at once; each order still once."""
+    cfg = site(tmp_path)
+    path = tmp_path / "g.db"
+    old = [order_request("bruschetta") for _ in range(30)]
+    new = [order_request("arancini") for _ in range(30)]
+    replies: dict[UUID, bytes] = {}
+
+    async def first_life(h: Harness) -> None:
+        for req in old:
+            replies[req.order_id] = (await h.order(req)).body
+
+    run(cfg, path, first_life)
+
+    async def second_life(h: Harness) -> None:
+        # Interleaved, each new order twice, all submitted before the service runs a batch.
+        mixed = [r for pair in zip(old, new, new, strict=True) for r in pair]
+        tokens = [("order", r.order_id, n) for n, r in enumerate(mixed)]
+        for req, token in zip(mixed, tokens, strict=True):
+            h.svc.submit(OrderIn(req, ROUTE, token))
+        await wait_until(lambda: all(t in h.outbox.acks for t in tokens))
+        assert h.svc.stats.batches == 1
+        got = [reply_of(r) for r in h.outbox.replies()]
+        assert [r.order_id for r in got] == [r.order_id for r in mixed]
+        by_id = {reply_of(r).order_id: r.body for r in h.outbox.replies()}
+        assert all(by_id[o.order_id] == replies[o.order_id] for o in old)
+        assert all(r.status == "accepted" for r in got)
+        assert h.svc.stats.orders_accepted == len(new)
+        assert h.svc.stats.orders_duplicate == len(old) + len(new)
+
+    run(cfg, path, second_life)
+
+
 def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) -> None:
     cfg = site(tmp_path, resend_after_s=0.05, resend_max_interval_s=0.2)
     req = order_request("arancini", "calamari", "water")  # fry now, bar later; course 1

@@ -94,6 +94,18 @@ def test_commit_then_read_back_replies_commands_and_open_orders(store: Store) ->
     assert store.commits == 1
 
 
+def test_replies_for_finds_the_answered_ids_among_many(store: Store) -> None:
+    answered = [uuid4() for _ in range(700)]  # more than one statement's worth
+    store.commit(Batch(replies=[(o, "tab", o.bytes) for o in answered]))
+    never = [uuid4() for _ in range(600)]
+    asked = answered[::2] + never + answered[1::2]
+    found = store.replies_for(asked)
+    assert found == {o: o.bytes for o in answered}
+    assert all(type(r) is bytes for r in found.values())
+    assert store.replies_for([]) == {}
+    assert store.replies_for(never) == {}
+
+
 def test_reads_return_bytes(store: Store) -> None:
     oid, cid = uuid4(), uuid4()
     store.commit(
