@@ -110,7 +110,7 @@ class MqttBridge:
                 leaf = "command_replies" if event.command else "replies"
                 c.publish(t.tablet(r.device, leaf), event.body)
         elif isinstance(event, StatusOut):
-            c.publish(t.order_status(event.update.order_id), encode(event.update))
+            c.publish(t.order_status(event.order_id), event.body)
         elif isinstance(event, AlertOut):
             c.publish(t.alerts, encode(event.alert))
         elif isinstance(event, MenuOut):

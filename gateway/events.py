@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.contract import Ticket
+from gateway.contract import OrderStatusUpdate, Ticket
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
         Menu,
         ModifyLine,
         OrderRequest,
-        OrderStatusUpdate,
         VoidLine,
     )
 
@@ -128,11 +127,46 @@ class TicketOut:
         return f"TicketOut({self.ticket_id}, v{self.version} to {self.station})"
 
 
-@dataclass(frozen=True, slots=True)
 class StatusOut:
-    """An order's new state."""
+    """An order's new state, as a model or as its JSON (``StatusOut.sent``, from the router).
 
-    update: OrderStatusUpdate
+    Whichever it was made from, the other is made on first use.
+    """
+
+    __slots__ = ("_body", "_update", "order_id")
+
+    def __init__(self, update: OrderStatusUpdate) -> None:
+        """An update from its model."""
+        self._update: OrderStatusUpdate | None = update
+        self._body: bytes | None = None
+        self.order_id: UUID = update.order_id
+
+    @classmethod
+    def sent(cls, order_id: UUID, body: bytes) -> StatusOut:
+        """An update known by its bytes (``body`` is the JSON of an ``OrderStatusUpdate``)."""
+        out = cls.__new__(cls)
+        out._update, out._body, out.order_id = None, body, order_id  # noqa: SLF001 - own class
+        return out
+
+    @property
+    def update(self) -> OrderStatusUpdate:
+        """The update as a model."""
+        if self._update is None:
+            assert self._body is not None
+            self._update = OrderStatusUpdate.model_validate_json(self._body)
+        return self._update
+
+    @property
+    def body(self) -> bytes:
+        """The update as compact JSON."""
+        if self._body is None:
+            assert self._update is not None
+            self._body = self._update.model_dump_json().encode()
+        return self._body
+
+    def __repr__(self) -> str:
+        """Which order, for logs and test failures."""
+        return f"StatusOut({self.order_id})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ def outbound(effects: list[Effect]) -> list[OutboundEvent]:
         (
             TicketOut.sent(e.ticket_id, e.version, e.station, e.body)
             if isinstance(e, SendTicket)
-            else StatusOut(e.update)
+            else StatusOut.sent(e.order_id, e.body)
         )
         for e in effects
     ]
@@ -41,13 +41,13 @@ def latest_status_only(outs: list[OutboundEvent]) -> list[OutboundEvent]:
     last: dict[UUID, int] = {}
     for n, out in enumerate(outs):
         if isinstance(out, StatusOut):
-            last[out.update.order_id] = n
+            last[out.order_id] = n
     if len(last) == sum(isinstance(o, StatusOut) for o in outs):
         return outs
     return [
         o
         for n, o in enumerate(outs)
-        if not isinstance(o, StatusOut) or last[o.update.order_id] == n
+        if not isinstance(o, StatusOut) or last[o.order_id] == n
     ]
 
 

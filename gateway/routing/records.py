@@ -151,9 +151,15 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class SendStatus:
-    """Publish an order's new state."""
+    """Publish an order's new state: ``body`` is the JSON of an ``OrderStatusUpdate``."""
 
-    update: OrderStatusUpdate
+    order_id: UUID
+    body: bytes
+
+    @property
+    def update(self) -> OrderStatusUpdate:
+        """The update as a model, parsed from ``body`` on each call (tests, tools)."""
+        return OrderStatusUpdate.model_validate_json(self.body)
 
 
 Effect = SendTicket | SendStatus

@@ -61,6 +61,7 @@ from gateway.routing.kitchen import Effect, Kitchen, KitchenError
 from gateway.routing.menu import build_menu
 from gateway.routing.orders import OrderValidator
 from gateway.routing.outbound import alert, latest_status_only, outbound
+from gateway.routing.render import accepted_reply
 from gateway.routing.resends import UnackedTickets
 from gateway.routing.rules import RouteTable
 from gateway.routing.screens import ScreenWatch
@@ -314,11 +315,9 @@ class OrderService:
             self._reject(ev.route, order_id, result, "invalid", batch, outs)
             return
         effects = self.kitchen.accept(result, ev.route.device, self._clock.now())
-        body = encode(
-            OrderReply(order_id=order_id, status=ReplyStatus.ACCEPTED, total=result.total)
-        )
-        self._remember(order_id, body)
         assert order_id is not None
+        body = accepted_reply(order_id, result.total)
+        self._remember(order_id, body)
         batch.replies.append((order_id, ev.route.device, body))
         self.stats.orders_accepted += 1
         outs.append(ReplyOut(ev.route, body))

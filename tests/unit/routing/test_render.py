@@ -1,16 +1,30 @@
-"""Tickets written as JSON directly: the same bytes as the contract's pydantic model writes."""
+"""Tickets, statuses and replies written as JSON directly: the bytes the contract's models write."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import Dining
-from gateway.contract import OrderState, Ticket, TicketItem, TicketStatus
+from gateway.contract import (
+    Money,
+    OrderReply,
+    OrderState,
+    OrderStatusUpdate,
+    ReplyStatus,
+    Ticket,
+    TicketItem,
+    TicketStatus,
+)
 from gateway.routing.records import EXPO, LineState, OrderRecord, TicketState
-from gateway.routing.render import is_live, render_ticket
+from gateway.routing.render import accepted_reply, is_live, render_ticket, status_update
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 T0 = datetime(2026, 1, 1, 18, 0, tzinfo=UTC)
 STATIONS = ["grill", "fry", "cold", EXPO]
@@ -57,7 +71,12 @@ def reference(rec: OrderRecord, t: TicketState) -> Ticket:
 # non-ASCII. Surrogates cannot come from JSON decoded by pydantic, nor from TOML.
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 zones = st.sampled_from(
-    [UTC, timezone.utc, timezone(timedelta(0), "GMT"), timezone(timedelta(hours=5, minutes=30))]
+    [
+        UTC,
+        ZoneInfo("Europe/London"),  # offset 0 in winter, +1 in summer
+        timezone(timedelta(0), "GMT"),
+        timezone(timedelta(hours=5, minutes=30)),
+    ]
 )
 times = st.builds(
     lambda s, us, tz: (T0 + timedelta(seconds=s, microseconds=us)).astimezone(tz),
@@ -65,6 +84,22 @@ times = st.builds(
     st.sampled_from([0, 1, 120_000, 999_999]) | st.integers(0, 999_999),
     zones,
 )
+
+
+@st.composite
+def tickets(draw: st.DrawFn) -> TicketState:
+    station = draw(st.sampled_from(STATIONS))
+    return TicketState(
+        ticket_id=draw(st.uuids()),
+        station=station,
+        course=None if station == EXPO else draw(st.integers(1, 4)),
+        target=draw(st.sampled_from(STATIONS)),
+        version=draw(st.integers(1, 10**4)),
+        version_at=draw(times),
+        bumped=draw(st.booleans()),
+        redirected_from=draw(st.none() | st.sampled_from(STATIONS)),
+        status=draw(st.sampled_from(list(TicketStatus))),
+    )
 
 
 @st.composite
@@ -96,18 +131,9 @@ def records(draw: st.DrawFn) -> tuple[OrderRecord, TicketState]:
         lines=lines,
         course_fire={},
         state=draw(st.sampled_from(list(OrderState))),
+        tickets=draw(st.lists(tickets(), max_size=5)),
     )
-    station = draw(st.sampled_from(STATIONS))
-    t = TicketState(
-        ticket_id=draw(st.uuids()),
-        station=station,
-        course=None if station == EXPO else draw(st.integers(1, 4)),
-        target=draw(st.sampled_from(STATIONS)),
-        version=draw(st.integers(1, 10**4)),
-        version_at=draw(times),
-        redirected_from=draw(st.none() | st.sampled_from(STATIONS)),
-        status=draw(st.sampled_from(list(TicketStatus))),
-    )
+    t = draw(st.sampled_from(rec.tickets)) if rec.tickets else draw(tickets())
     return rec, t
 
 
@@ -127,3 +153,34 @@ def test_is_live_is_whether_the_ticket_shows_a_line_not_voided(
 ) -> None:
     rec, t = case
     assert is_live(rec, t) == any(not ln.voided for ln in rec.lines_of(t))
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=records(), now=times)
+def test_status_update_writes_what_the_model_writes(
+    case: tuple[OrderRecord, TicketState], now: datetime
+) -> None:
+    rec, _ = case
+    prep = [t for t in rec.tickets if t.station != EXPO and is_live(rec, t)]
+    expected = OrderStatusUpdate(
+        order_id=rec.order_id,
+        table=rec.table,
+        state=rec.state,
+        stations_done=sorted({t.station for t in prep if t.bumped}),
+        stations_open=sorted({t.station for t in prep if not t.bumped}),
+        at=now,
+    )
+    sent = status_update(rec, now)
+    assert sent.order_id == rec.order_id
+    assert sent.body == expected.model_dump_json().encode()
+    assert sent.update == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(order_id=st.uuids(), amount=st.integers(0, 10**12), currency=text)
+def test_accepted_reply_writes_what_the_model_writes(
+    order_id: UUID, amount: int, currency: str
+) -> None:
+    total = Money(amount=amount, currency=currency)
+    expected = OrderReply(order_id=order_id, status=ReplyStatus.ACCEPTED, total=total)
+    assert accepted_reply(order_id, total) == expected.model_dump_json().encode()
