@@ -35,7 +35,7 @@ from gateway.routing.records import (
     SendTicket,
     TicketState,
     line_state,
-    ticket_id_for,
+    ticket_ids_for,
 )
 from gateway.routing.render import is_live, render_ticket, status_update, ticket_status
 from gateway.routing.timing import course_fire_times, schedule_lines, ticket_fire_at
@@ -195,9 +195,11 @@ class Kitchen:
         rec.seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._schedule_lines(rec)
         stations = sorted({(s, ln.course) for ln in lines for s in ln.stations})
-        rec.tickets = [TicketState(ticket_id_for(rec.order_id, s, c), s, c) for s, c in stations]
+        places: list[tuple[str, int | None]] = [*stations]
         if self._expo is not None:
-            rec.tickets.append(TicketState(ticket_id_for(rec.order_id, EXPO, None), EXPO, None))
+            places.append((EXPO, None))
+        ids = ticket_ids_for(rec.order_id, places)
+        rec.tickets = [TicketState(i, s, c) for i, (s, c) in zip(ids, places, strict=True)]
         self._add(rec)
         self._dirty.add(rec.order_id)
         effects: list[Effect] = [status_update(rec, now)]

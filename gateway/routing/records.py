@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime  # noqa: TC003 - pydantic reads the dataclasses' annotations
+from hashlib import sha1
 from typing import TYPE_CHECKING, Annotated
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID
 
 from pydantic import Field, TypeAdapter
 
@@ -17,6 +18,8 @@ from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasse
 from gateway.contract import OrderState, OrderStatusUpdate, Ticket, TicketStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from gateway.routing.orders import PricedLine
 
 EXPO = "expo"
@@ -175,9 +178,24 @@ class KitchenError(Exception):
         super().__init__(f"{path}: {message}")
 
 
-def ticket_id_for(order_id: UUID, station: str, course: int | None) -> UUID:
-    """A ticket's id: deterministic, so a ticket rebuilt after a crash keeps its id."""
-    return uuid5(NAMESPACE_URL, f"ticket:{order_id}/{station}/{course}")
+def ticket_ids_for(order_id: UUID, places: Iterable[tuple[str, int | None]]) -> list[UUID]:
+    """The ids of an order's tickets at ``(station, course)`` places.
+
+    Deterministic, so a ticket rebuilt after a crash keeps its id: the UUID version 5 of
+    ``ticket:{order_id}/{station}/{course}`` in the URL namespace. Computed here rather than
+    by ``uuid.uuid5``, with the same result (a test holds it to that), at less than half the
+    cost: ``UUID(bytes=..., version=...)`` was most of it, three times per order.
+    """
+    prefix = _URL_NS + f"ticket:{order_id}/".encode()
+    # SHA-1 is what UUID version 5 is defined with; nothing here relies on it being secure.
+    digests = [sha1(prefix + f"{s}/{c}".encode()).digest() for s, c in places]  # noqa: S324
+    return [UUID(int=int.from_bytes(d[:16]) & _V5_MASK | _V5) for d in digests]
+
+
+_URL_NS = NAMESPACE_URL.bytes
+# RFC 9562: version 5 in bits 76-79, variant 0b10 in bits 62-63 of the 128-bit value.
+_V5_MASK = ~(0xF << 76 | 0x3 << 62)
+_V5 = 5 << 76 | 0x2 << 62
 
 
 def line_state(ln: PricedLine) -> LineState:

@@ -1,9 +1,10 @@
-"""Tickets, statuses and replies written as JSON directly: the bytes the contract's models write."""
+"""What the kitchen sends, written directly: the same bytes as the contract's models, same ids."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, RFC_4122, uuid5
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from gateway.contract import (
     TicketItem,
     TicketStatus,
 )
-from gateway.routing.records import EXPO, LineState, OrderRecord, TicketState
+from gateway.routing.records import EXPO, LineState, OrderRecord, TicketState, ticket_ids_for
 from gateway.routing.render import accepted_reply, is_live, render_ticket, status_update
 
 if TYPE_CHECKING:
@@ -184,3 +185,16 @@ def test_accepted_reply_writes_what_the_model_writes(
     total = Money(amount=amount, currency=currency)
     expected = OrderReply(order_id=order_id, status=ReplyStatus.ACCEPTED, total=total)
     assert accepted_reply(order_id, total) == expected.model_dump_json().encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    order_id=st.uuids(),
+    places=st.lists(st.tuples(text, st.none() | st.integers(-5, 10**6)), max_size=5),
+)
+def test_ticket_ids_are_the_uuid5_of_order_station_and_course(
+    order_id: UUID, places: list[tuple[str, int | None]]
+) -> None:
+    ids = ticket_ids_for(order_id, places)
+    assert ids == [uuid5(NAMESPACE_URL, f"ticket:{order_id}/{s}/{c}") for s, c in places]
+    assert all(i.version == 5 and i.variant == RFC_4122 for i in ids)
