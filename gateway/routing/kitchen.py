@@ -35,6 +35,7 @@ from gateway.routing.records import (
     SendTicket,
     TicketState,
     line_state,
+    snapshot,
     ticket_ids_for,
 )
 from gateway.routing.render import is_live, render_ticket, status_update, ticket_status
@@ -125,7 +126,7 @@ class Kitchen:
     def take_dirty(self) -> Changes:
         """What changed since the last call, to be committed before anything is sent."""
         orders = self._orders
-        snaps = {orders[oid].seq: RECORD.dump_json(orders[oid]) for oid in self._dirty}
+        snaps = {orders[oid].seq: snapshot(orders[oid]) for oid in self._dirty}
         # An ack of an order whose snapshot is written anyway needs no row of its own.
         dirty = self._dirty
         acks = [(tid, r.seq, v) for tid, (r, v) in self._acks.items() if r.order_id not in dirty]

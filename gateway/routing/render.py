@@ -5,17 +5,14 @@ Pure functions of the records (:mod:`gateway.routing.records`); the kitchen deci
 
 from __future__ import annotations
 
-import functools
-import json.encoder
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter
-
 from gateway.contract import OrderState, TicketStatus
+from gateway.routing.jsonw import BOOL, opt_int, opt_str, string, time
 from gateway.routing.records import EXPO, SendStatus
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from uuid import UUID
 
     from gateway.contract import Money
@@ -69,20 +66,19 @@ def render_ticket(rec: OrderRecord, t: TicketState) -> bytes:
         if not ln.voided and (first is None or fire_at < first):
             first = fire_at
         items.append(
-            f'{{"line_id":{_s(ln.line_id)},"item":{_s(ln.item)},"name":{_s(ln.name)},'
-            f'"qty":{int(ln.qty)},"modifiers":[{",".join(map(_s, ln.modifiers))}],'
-            f'"note":{_null if ln.note is None else _s(ln.note)},"course":{int(ln.course)},'
-            f'"station":{_s(ln.station)},"fire_at":{_time(fire_at)},'
-            f'"voided":{_bool[ln.voided]},"done":{_bool[ln.done]}}}'
+            f'{{"line_id":{string(ln.line_id)},"item":{string(ln.item)},"name":{string(ln.name)},'
+            f'"qty":{int(ln.qty)},"modifiers":[{",".join(map(string, ln.modifiers))}],'
+            f'"note":{opt_str(ln.note)},"course":{int(ln.course)},'
+            f'"station":{string(ln.station)},"fire_at":{time(fire_at)},'
+            f'"voided":{BOOL[ln.voided]},"done":{BOOL[ln.done]}}}'
         )
-    course = _null if t.course is None else str(int(t.course))
-    moved = _null if t.redirected_from is None else _s(t.redirected_from)
     return (
         f'{{"v":1,"ticket_id":"{t.ticket_id}","version":{int(t.version)},'
-        f'"order_id":"{rec.order_id}","table":{_s(rec.table)},"station":{_s(t.target)},'
-        f'"course":{course},"dining":{_s(rec.dining.value)},"items":[{",".join(items)}],'
-        f'"fire_at":{_time(first or base)},"status":{_s(t.status.value)},'
-        f'"redirected_from":{moved},"sent_at":{_time(base)}}}'
+        f'"order_id":"{rec.order_id}","table":{string(rec.table)},"station":{string(t.target)},'
+        f'"course":{opt_int(t.course)},"dining":{string(rec.dining.value)},'
+        f'"items":[{",".join(items)}],'
+        f'"fire_at":{time(first or base)},"status":{string(t.status.value)},'
+        f'"redirected_from":{opt_str(t.redirected_from)},"sent_at":{time(base)}}}'
     ).encode()
 
 
@@ -93,12 +89,12 @@ def status_update(rec: OrderRecord, now: datetime) -> SendStatus:
     property test holds it to that), for the reason ``render_ticket`` gives.
     """
     prep = [t for t in rec.tickets if t.station != EXPO and is_live(rec, t)]
-    done = ",".join(map(_s, sorted({t.station for t in prep if t.bumped})))
-    still = ",".join(map(_s, sorted({t.station for t in prep if not t.bumped})))
+    done = ",".join(map(string, sorted({t.station for t in prep if t.bumped})))
+    still = ",".join(map(string, sorted({t.station for t in prep if not t.bumped})))
     body = (
-        f'{{"v":1,"order_id":"{rec.order_id}","table":{_s(rec.table)},'
-        f'"state":{_s(rec.state.value)},"stations_done":[{done}],"stations_open":[{still}],'
-        f'"at":{_time(now)}}}'
+        f'{{"v":1,"order_id":"{rec.order_id}","table":{string(rec.table)},'
+        f'"state":{string(rec.state.value)},"stations_done":[{done}],"stations_open":[{still}],'
+        f'"at":{time(now)}}}'
     ).encode()
     return SendStatus(rec.order_id, body)
 
@@ -107,32 +103,5 @@ def accepted_reply(order_id: UUID, total: Money) -> bytes:
     """The reply to an accepted order: the JSON of an :class:`~gateway.contract.OrderReply`."""
     return (
         f'{{"v":1,"order_id":"{order_id}","status":"accepted","errors":[],'
-        f'"total":{{"amount":{int(total.amount)},"currency":{_s(total.currency)}}}}}'
+        f'"total":{{"amount":{int(total.amount)},"currency":{string(total.currency)}}}}}'
     ).encode()
-
-
-# --- JSON as pydantic writes it ----------------------------------------------------------------
-
-# A JSON string with the escapes pydantic's serializer uses (quote, backslash, control
-# characters; everything else as UTF-8). C-implemented.
-_s = json.encoder.encode_basestring
-_null = "null"
-_bool = {False: "false", True: "true"}
-_ZERO = timedelta(0)
-_DATETIME = TypeAdapter(datetime)
-
-
-def _time(at: datetime) -> str:
-    """A datetime as pydantic writes it: ISO 8601, ``Z`` for UTC."""
-    # The offset is part of the key: the same instant in another zone is written differently.
-    return _time_in(at, at.utcoffset())
-
-
-# A batch writes the same few instants many times (a version's sent_at is its lines' fire_at,
-# the order's statuses share it); formatting one cost ~2-3 us.
-@functools.lru_cache(maxsize=512)
-def _time_in(at: datetime, offset: timedelta | None) -> str:
-    if offset == _ZERO:
-        return f'"{at.replace(tzinfo=None).isoformat()}Z"'
-    # Not the kitchen's clock (always UTC): let pydantic write it.
-    return _DATETIME.dump_json(at).decode()
