@@ -43,7 +43,6 @@ from gateway.contract import (
     OrderReply,
     ReplyStatus,
 )
-from gateway.errors import StoreError
 from gateway.events import (
     CommandIn,
     HeartbeatIn,
@@ -83,9 +82,6 @@ MAX_PENDING = 50_000
 _TICK_S = 0.2  # how often scheduled tickets, resends and silent screens are looked at
 _REPLY_CACHE = 4096  # recent replies kept in memory: most resends come within seconds
 _DISK_CHECK_S = 5.0
-# Often enough that the WAL stays small (a restart reads all of it), rarely enough to cost
-# nothing when idle: a checkpoint with nothing to copy does no I/O.
-_CHECKPOINT_S = 0.5
 _PURGE_EVERY_S = 3600.0
 _RETENTION_S = 30 * 24 * 3600.0
 
@@ -151,7 +147,6 @@ class OrderService:
         self._reply_cap = max(_REPLY_CACHE, 2 * cfg.state.batch_max)
         self._commit_wanted = asyncio.Event()
         self._writer: ThreadPoolExecutor | None = None
-        self._checkpointer: ThreadPoolExecutor | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -172,17 +167,12 @@ class OrderService:
         self._screens.start(now)
         # One thread: commits must reach the disk in the order their batches were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        # Another for checkpoints, so commits never wait for one.
-        self._checkpointer = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="store-checkpoint"
-        )
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self._tasks = [
             self._tg.create_task(self._flusher(), name="orders-flusher"),
             self._tg.create_task(self._committer(), name="orders-committer"),
             self._tg.create_task(self._ticker(), name="orders-ticker"),
-            self._tg.create_task(self._checkpoints(), name="orders-checkpoints"),
         ]
         try:
             self._outbox.send(MenuOut(self.menu()))
@@ -207,17 +197,15 @@ class OrderService:
         try:
             await self._tg.__aexit__(et, e, tb)
         finally:
-            for pool in (self._writer, self._checkpointer):
-                if pool is not None:
-                    # A commit already on the writer thread finishes (it is one transaction),
-                    # as does a checkpoint, so the store can be closed after us; the batch is
-                    # neither acked nor sent, which a restart handles like a crash just after
-                    # a commit. Waited for off the loop; nothing queued behind it (a purge)
-                    # starts.
-                    await asyncio.shield(
-                        asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-                    )
-            self._writer = self._checkpointer = None
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                # A commit already on the writer thread finishes (it is one transaction), so
+                # the store can be closed after us; its batch is neither acked nor sent, which
+                # a restart handles like a crash just after a commit. Waited for off the loop;
+                # nothing queued behind it (a purge) starts.
+                await asyncio.shield(
+                    asyncio.to_thread(writer.shutdown, wait=True, cancel_futures=True)
+                )
 
     # --- input --------------------------------------------------------------------------
 
@@ -462,17 +450,6 @@ class OrderService:
                 self._open.outs.extend(outs)
                 self._commit_wanted.set()
             self._unacked.resend_due(mono)
-
-    async def _checkpoints(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(_CHECKPOINT_S)
-            try:
-                await loop.run_in_executor(self._checkpointer, self._store.checkpoint)
-            except StoreError as err:
-                # Commits are as durable without it (the WAL grows, and SQLite's own
-                # checkpoint is the backstop): worth telling, not worth stopping orders for.
-                self._log_once("checkpoint", f"checkpoint of the state file failed: {err}")
 
     def _check_disk(self) -> None:
         low = self._store.free_bytes() < self._cfg.state.min_free_mb * 1024 * 1024

@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 _VERSION = 2  # PRAGMA user_version of the layout below
 # Ids per look-up statement: under SQLite's oldest limit on parameters (999).
 _IN_CHUNK = 500
-# SQLite checkpoints within a commit only if ``checkpoint`` has not run for this many pages
-# (40 MiB): the default is 1,000.
-_BACKSTOP_CHECKPOINT_PAGES = 10_000
-_WAL_KEEP_BYTES = 4 * 1024 * 1024
 
 # Orders, acks and sent tickets are keyed by the kitchen's order number (``seq``, increasing in
 # order of acceptance), not by the random order id: the rows of the orders in the kitchen now sit
@@ -117,9 +113,8 @@ class Store:
 
     Threads: ``commit`` and ``purge`` may run on one writer thread (the order service's) while
     the event loop thread reads; reads go through a connection of their own, so they see only
-    committed data and never wait on, or join, the writer's open transaction. ``checkpoint``
-    has a third connection and may run on a third thread. Everything else is for start-up and
-    tests, before or after the writer runs.
+    committed data and never wait on, or join, the writer's open transaction. Everything else
+    is for start-up and tests, before or after the writer runs.
     """
 
     def __init__(self, path: Path, durability: Literal["full", "normal"] = "full") -> None:
@@ -133,14 +128,6 @@ class Store:
             opened.append(self._db)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={durability.upper()}")
-            # Checkpoints (copying the WAL into the file, with an fsync) are ``checkpoint``'s
-            # job, on a thread of their own: run inside a commit, as SQLite does every 1,000
-            # pages by default, one took 5-10 ms every ~100 commits on the VM, and each order
-            # in that batch waited for it (the p99 of the order-to-ticket latency). This is
-            # only the backstop for a store used without anyone calling ``checkpoint``.
-            self._db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_CHECKPOINT_PAGES}")
-            # A checkpointed WAL is reused from its start, never shrunk, unless told to.
-            self._db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
             _check_version(self._db, path)
             # Tables and layout version in one transaction: a crash in between would leave a
             # file that later starts take for another layout.
@@ -151,11 +138,6 @@ class Store:
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             opened.append(self._reader)
             self._reader.execute("PRAGMA cache_size = -256")
-            self._checkpointer = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False
-            )
-            opened.append(self._checkpointer)
-            self._checkpointer.execute("PRAGMA cache_size = -256")
         except BaseException as err:
             for conn in opened:
                 conn.close()
@@ -165,11 +147,9 @@ class Store:
                 raise StoreError(f"cannot open {path}: {err.strerror}") from err
             raise
         self.commits = 0
-        self.checkpoints = 0
 
     def close(self) -> None:
         """Close the database (checkpointing the WAL)."""
-        self._checkpointer.close()
         self._reader.close()
         self._db.close()
 
@@ -330,21 +310,6 @@ class Store:
             self._rollback()
             raise _translate(err, self.path) from err
         return n
-
-    def checkpoint(self) -> bool:
-        """Copy what the WAL holds into the database file; whether all of it is there now.
-
-        Passive: it never blocks the writer, which goes on appending meanwhile (and copies
-        what a reader still needs later). Meant for a thread other than the writer's, so
-        commits do not wait for it.
-        """
-        try:
-            row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as err:
-            raise _translate(err, self.path) from err
-        self.checkpoints += 1
-        busy, in_wal, copied = (int(x) for x in row)
-        return busy == 0 and in_wal == copied
 
     def free_bytes(self) -> int:
         """Free space on the disk holding the database."""

@@ -350,22 +350,6 @@ def test_a_resend_while_its_order_waits_for_a_commit_is_not_a_second_order(
     assert len(outbox.tickets()) == len({(t.ticket_id, t.version) for t in outbox.tickets()})
 
 
-def test_the_service_checkpoints_the_state_file_beside_its_commits(tmp_path: Path) -> None:
-    """Commits do not copy the WAL into the file (that would delay their orders): a thread does."""
-    cfg = site(tmp_path)
-
-    async def scenario(h: Harness) -> None:
-        size = h.path.stat().st_size
-        for _ in range(20):
-            await h.order(order_request("bruschetta", "arancini"))
-        # Far below SQLite's own threshold: without the service's checkpoints the orders
-        # would stay in the WAL until the store is closed.
-        await wait_until(lambda: h.path.stat().st_size > size, timeout=3.0)
-        assert h.store.checkpoints >= 1
-
-    run(cfg, tmp_path / "g.db", scenario)
-
-
 def test_an_order_is_accepted_once_and_acked_only_after_the_commit(tmp_path: Path) -> None:
     cfg = site(tmp_path)
     req = order_request("bruschetta", "arancini")  # cold and fry, both course 1

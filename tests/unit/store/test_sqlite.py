@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
@@ -105,44 +104,6 @@ def test_replies_for_finds_the_answered_ids_among_many(store: Store) -> None:
     assert all(type(r) is bytes for r in found.values())
     assert store.replies_for([]) == {}
     assert store.replies_for(never) == {}
-
-
-def test_commits_leave_checkpoints_to_checkpoint(store: Store, db_path: Path) -> None:
-    """Beyond the backstop, SQLite does not copy the WAL inside a commit: that waits for us."""
-    for _ in range(500):  # ~15 MB of WAL, far past SQLite's default of 1,000 pages (4 MB)
-        oid = uuid4()
-        store.commit(Batch(replies=[(oid, "t", b"r" * 2000)], snapshots={n(oid): b"s" * 4000}))
-    wal = db_path.with_name(db_path.name + "-wal")
-    # Everything is still only in the WAL: no commit copied it into the file.
-    assert wal.stat().st_size > 5_000_000
-    assert db_path.stat().st_size < 200_000
-    assert store.checkpoint()
-    assert db_path.stat().st_size > 3_000_000  # 500 x 6 KB of rows
-
-
-def test_checkpoint_copies_the_wal_once_and_never_blocks_the_writer(
-    store: Store, db_path: Path
-) -> None:
-    oid = uuid4()
-    store.commit(Batch(replies=[(oid, "t", b"r")], snapshots={n(oid): b"s"}))
-    assert store.checkpoint()
-    assert store.checkpoint()  # nothing new to copy
-    # A checkpoint while the writer holds a transaction open neither waits nor fails it.
-    side = _side_connection(db_path)
-    try:
-        side.execute("BEGIN IMMEDIATE")
-        side.execute("INSERT INTO commands VALUES (?, ?, ?)", (uuid4().bytes, b"c", 0.0))
-        started = time.monotonic()
-        store.checkpoint()
-        assert time.monotonic() - started < 1.0
-        side.execute("COMMIT")
-    finally:
-        side.close()
-    other = uuid4()
-    store.commit(Batch(replies=[(other, "t", b"r2")]))
-    assert store.reply_for(oid) == b"r"
-    assert store.reply_for(other) == b"r2"
-    assert store.checkpoints == 3
 
 
 def test_reads_return_bytes(store: Store) -> None:
