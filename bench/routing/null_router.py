@@ -10,7 +10,7 @@ gateway's rate divided by this one's is our own overhead.
 
 It keeps no state: which bump is the order's last is known from the station (the gateway sends
 its updates when both prep stations have bumped; the load generator bumps them together), and
-the expo's "ready" version names the order by a ticket id derived from it.
+every ticket's id is its order's id, so a bump names the order.
 """
 
 from __future__ import annotations
