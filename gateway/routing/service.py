@@ -350,8 +350,9 @@ class OrderService:
     def _look_up_replies(self, events: list[InboundEvent]) -> None:
         """Find the stored replies of every order in ``events`` in one read, before handling.
 
-        Only ids the cache does not hold: a reply the cache does not hold was committed, so
-        nothing but this service (through the cache) adds to what the read found.
+        Only ids the cache does not hold. The cache keeps every reply not yet committed, so
+        for these ids the store has all there is; and whatever this service answers while
+        handling the events goes into the cache first, so the read stays true meanwhile.
         """
         replies = self._replies
         ids = {
