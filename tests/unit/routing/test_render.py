@@ -105,6 +105,7 @@ def tickets(draw: st.DrawFn) -> TicketState:
         target=draw(st.sampled_from(STATIONS)),
         version=draw(st.integers(1, 10**4)),
         version_at=draw(times),
+        acked=draw(st.integers(0, 10**4)),
         bumped=draw(st.booleans()),
         redirected_from=draw(st.none() | st.sampled_from(STATIONS)),
         status=draw(st.sampled_from(list(TicketStatus))),
@@ -133,7 +134,7 @@ def records(draw: st.DrawFn) -> tuple[OrderRecord, TicketState]:
     ]
     rec = OrderRecord(
         order_id=draw(st.uuids()),
-        device="tab-1",
+        device=draw(text),
         table=draw(text),
         dining=draw(st.sampled_from(list(Dining))),
         accepted_at=draw(times),
