@@ -100,8 +100,7 @@ class MqttBridge:
         t = self.topics
         c = self._client
         if isinstance(event, TicketOut):
-            body = event.body if event.body is not None else encode(event.ticket)
-            c.publish(t.kds(event.station, "tickets"), body)
+            c.publish(t.kds(event.station, "tickets"), event.body)
         elif isinstance(event, ReplyOut):
             r = event.route
             if r.response_topic:

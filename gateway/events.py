@@ -87,20 +87,20 @@ class ReplyOut:
 
 
 class TicketOut:
-    """A ticket version for ``station``'s screen.
+    """A ticket version for ``station``'s screen, as a model or as its JSON.
 
-    ``body``, when set, is the ticket already serialised by the router (the bytes it stored):
-    adapters publish it as is rather than encoding the ticket again. The router makes these
-    from the bytes alone (``TicketOut.sent``); ``ticket`` is then parsed on first use, which
-    only consumers that read the content (appliance actions) pay for.
+    The router makes these from the bytes it stored (``TicketOut.sent``): adapters publish
+    those as they are, and ``ticket`` is parsed from them only on first use, which only
+    consumers that read the content (appliance actions) pay for. Made from a model, the bytes
+    are written on first use instead.
     """
 
-    __slots__ = ("_ticket", "body", "station", "ticket_id", "version")
+    __slots__ = ("_body", "_ticket", "station", "ticket_id", "version")
 
     def __init__(self, ticket: Ticket, body: bytes | None = None) -> None:
         """A version from its model (and, optionally, its bytes as sent)."""
         self._ticket: Ticket | None = ticket
-        self.body = body
+        self._body = body
         self.ticket_id: UUID = ticket.ticket_id
         self.version: int = ticket.version
         self.station: str = ticket.station
@@ -109,18 +109,25 @@ class TicketOut:
     def sent(cls, ticket_id: UUID, version: int, station: str, body: bytes) -> TicketOut:
         """A version known by its bytes (``body`` is the JSON of a ``Ticket`` with these)."""
         out = cls.__new__(cls)
-        out._ticket = None  # noqa: SLF001 - its own class's slot
-        out.body = body
+        out._ticket, out._body = None, body  # noqa: SLF001 - its own class's slots
         out.ticket_id, out.version, out.station = ticket_id, version, station
         return out
 
     @property
     def ticket(self) -> Ticket:
-        """The version as a model (parsed from ``body`` once, if made from bytes)."""
+        """The version as a model."""
         if self._ticket is None:
-            assert self.body is not None
-            self._ticket = Ticket.model_validate_json(self.body)
+            assert self._body is not None
+            self._ticket = Ticket.model_validate_json(self._body)
         return self._ticket
+
+    @property
+    def body(self) -> bytes:
+        """The version as compact JSON, exactly as sent."""
+        if self._body is None:
+            assert self._ticket is not None
+            self._body = self._ticket.model_dump_json().encode()
+        return self._body
 
     def __repr__(self) -> str:
         """Which version, for logs and test failures."""

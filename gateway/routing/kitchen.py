@@ -94,23 +94,22 @@ class Kitchen:
         ]
         return min(due, default=None)
 
-    def unacked(self) -> list[Ticket]:
-        """Every sent ticket version not yet acknowledged (resent after a restart)."""
+    def resends(self) -> list[SendTicket]:
+        """Every sent ticket version not yet acknowledged, with its bytes as sent.
+
+        Resent after a restart. Not parsed again: ``restore`` kept a version's bytes only where
+        they are the ticket's current version, sent to its current ``target``.
+        """
         return [
-            Ticket.model_validate_json(t.sent_body)
+            SendTicket(t.ticket_id, t.version, t.target, t.sent_body)
             for o in self._orders.values()
             for t in o.tickets
             if t.version > t.acked and t.sent_body is not None
         ]
 
-    def resends(self) -> list[SendTicket]:
-        """``unacked`` as effects, with each version's bytes as sent (after a restart)."""
-        return [
-            SendTicket.of(t.sent_body)
-            for o in self._orders.values()
-            for t in o.tickets
-            if t.version > t.acked and t.sent_body is not None
-        ]
+    def unacked(self) -> list[Ticket]:
+        """``resends`` as models (tests and tools)."""
+        return [s.ticket for s in self.resends()]
 
     def open_tickets(self, station: str) -> int:
         """Sent, not bumped tickets currently delivered to ``station``."""

@@ -153,12 +153,6 @@ class SendTicket:
     station: str
     body: bytes
 
-    @classmethod
-    def of(cls, body: bytes) -> SendTicket:
-        """A stored version (at start-up), read from its bytes."""
-        t = Ticket.model_validate_json(body)
-        return cls(t.ticket_id, t.version, t.station, body)
-
     @property
     def ticket(self) -> Ticket:
         """The version as a model, parsed from ``body`` on each call (tests, tools)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.codec import encode
 from gateway.events import TicketOut
 
 if TYPE_CHECKING:
@@ -52,8 +51,7 @@ class UnackedTickets:
     def track(self, out: TicketOut, due: float) -> None:
         """Await an ack of this version (it replaces an earlier one); first resend at ``due``."""
         first = self._cfg.delivery.resend_after_s
-        body = out.body if out.body is not None else encode(out.ticket)
-        self._unacked[out.ticket_id] = _Unacked(out.version, out.station, body, due, first)
+        self._unacked[out.ticket_id] = _Unacked(out.version, out.station, out.body, due, first)
 
     def acked(self, ticket_id: UUID, version: int) -> None:
         """A screen acknowledged ``version`` of a ticket (an ack of an older one is not enough)."""
