@@ -428,24 +428,11 @@ class MqttClient(Link):
         )
 
     def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
-        try:
-            topic = m.topic
-        except UnicodeDecodeError:  # brokers refuse these; if one slips through, don't jam
-            self._paho.ack(m.mid, m.qos)
-            log.warning("dropped a message whose topic is not UTF-8")
-            return
-        props = m.properties
-        msg = InboundMessage(
-            topic=topic,
-            payload=bytes(m.payload),
-            qos=m.qos,
-            retain=bool(m.retain),
-            mid=m.mid,
-            response_topic=getattr(props, "ResponseTopic", None),
-            correlation_data=getattr(props, "CorrelationData", None),
-            received_at=time.monotonic(),
+        # paho's own path (QoS 2, or before the lean handler is set): the same delivery.
+        raw_topic: bytes = m._topic  # noqa: SLF001 - paho pinned to 2.2.x; ``topic`` decodes it
+        self._on_lean_message(
+            raw_topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, m.properties
         )
-        self._received(msg)
 
     def _on_lean_message(  # noqa: PLR0917 - LeanPaths' callback signature
         self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, props: Any
