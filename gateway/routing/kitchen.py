@@ -122,6 +122,10 @@ class Kitchen:
 
     # --- persistence --------------------------------------------------------------------
 
+    def unsaved(self) -> bool:
+        """Whether anything changed since the last ``take_dirty`` (acks alone included)."""
+        return bool(self._dirty or self._closed or self._acks or self._sent)
+
     def take_dirty(self) -> Changes:
         """What changed since the last call, to be committed before anything is sent."""
         orders = self._orders

@@ -4,7 +4,9 @@ Each batch of inbound events is handled in memory, committed to SQLite in one tr
 only then are the wire messages acknowledged and the replies and tickets handed to the outbox.
 That order is the durability boundary: a crash before the commit loses nothing (the broker
 redelivers what was not acknowledged, tablets resend what got no reply); a crash after it
-resends from disk, and screens dedupe ``(ticket_id, version)``.
+resends from disk, and screens dedupe ``(ticket_id, version)``. One exception: a screen's ack
+of a ticket version is acknowledged at once and saved with the next commit (``_on_kds`` says
+why losing it is harmless).
 
 Group commit: the commit runs on a writer thread (SQLite releases the GIL while it writes and
 fsyncs), one at a time and in order. While it runs, the loop keeps reading the socket and
@@ -111,9 +113,10 @@ class _Open:
     batch: Batch = field(default_factory=Batch)
     outs: list[OutboundEvent] = field(default_factory=list)
     tokens: list[object] = field(default_factory=list)
+    save: bool = False  # commit even with nothing above: the kitchen holds unsaved acks
 
     def __bool__(self) -> bool:
-        return bool(self.tokens or self.outs or self.batch)
+        return bool(self.tokens or self.outs or self.batch or self.save)
 
 
 class OrderService:
@@ -288,7 +291,10 @@ class OrderService:
         elif isinstance(ev, CommandIn):
             self._on_command(ev, batch, outs)
         elif isinstance(ev, KdsEventIn):
-            self._on_kds(ev, outs)
+            if not self._on_kds(ev, outs):
+                # Acknowledged now, not after a commit: see _on_kds.
+                self._outbox.ack(ev.token)
+                return
         else:  # pragma: no cover - heartbeats never reach the queue
             return
         tokens.append(ev.token)
@@ -415,20 +421,31 @@ class OrderService:
 
     # --- screens --------------------------------------------------------------------------
 
-    def _on_kds(self, ev: KdsEventIn, outs: list[OutboundEvent]) -> None:
+    def _on_kds(self, ev: KdsEventIn, outs: list[OutboundEvent]) -> bool:
+        """Handle a screen's event; whether its message must wait for the batch's commit.
+
+        A screen's ack of a ticket version does not: losing it in a crash only costs a resend
+        of that version, which the screen drops as already shown and acks again (the contract
+        asks screens to ack every copy). Its row rides the next commit, or the ticker's within
+        ``_TICK_S``. Acks are half of all screen events, and at low rates each one waited for a
+        commit of its own, in front of the next order's. Bumps and item_done are kept until
+        committed: nobody would send them again.
+        """
         self._screens.heard(ev.station, time.monotonic())
         e = ev.event
         if isinstance(e, DecodeFailure):
             self.stats.bad_kds_messages += 1
             self._log_once("kds", f"unreadable message from screen {ev.station}: {e.reason}")
-            return
+            return False
         self.stats.kds_events += 1
-        if e.action is KdsAction.ACK:
-            self._unacked.acked(e.ticket_id, e.version)
         effects = self.kitchen.on_kds(
             e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
         )
+        if e.action is KdsAction.ACK:
+            self._unacked.acked(e.ticket_id, e.version)
+            return False
         outs.extend(outbound(effects))
+        return True
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -447,8 +464,10 @@ class OrderService:
             now = self._clock.now()
             outs = outbound(self.kitchen.release_due(now))
             outs += self._screens.check(mono)
-            if outs:
+            if outs or self.kitchen.unsaved():
+                # Acks acknowledged before their commit (_on_kds) are saved here at the latest.
                 self._open.outs.extend(outs)
+                self._open.save = True
                 self._commit_wanted.set()
             self._unacked.resend_due(mono)
 

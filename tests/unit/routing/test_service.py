@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import sqlite3
+import threading
 import time
 import tomllib
 from datetime import UTC, datetime
@@ -698,6 +699,82 @@ def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) ->
         assert bar.ticket_id not in resent
 
     run(cfg, tmp_path / "g.db", scenario)
+
+
+class GatedStore(Store):
+    """The real store, whose commits wait while ``gate`` is closed (a disk that hangs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def commit(self, batch: Batch) -> None:
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().commit(batch)
+
+
+def test_a_screens_ack_is_acknowledged_without_waiting_for_a_commit(tmp_path: Path) -> None:
+    """Losing an ack costs only a resend, so it does not queue behind the disk; a bump does."""
+    cfg = site(tmp_path)
+    path = tmp_path / "g.db"
+    req = order_request("arancini", "water")  # fry now, the bar later
+
+    async def main() -> None:
+        store = GatedStore(path, cfg.state.durability)
+        outbox = RecordingOutbox(path)
+        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        try:
+            async with svc:
+                svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, 0)))
+                await wait_until(lambda: len(outbox.acks) == 1)
+                fry = at_station(outbox.tickets(), "fry")
+                store.gate.clear()
+                bump = KdsEvent(ticket_id=fry.ticket_id, version=1, action=KdsAction.BUMP)
+                ack = bump.model_copy(update={"action": KdsAction.ACK})
+                svc.submit(KdsEventIn("fry", ack, ("kds", "ack")))
+                svc.submit(KdsEventIn("fry", bump, ("kds", "bump")))
+                await wait_until(lambda: ("kds", "ack") in outbox.acks)
+                await asyncio.sleep(0.3)  # a tick: its commit waits at the gate too
+                assert ("kds", "bump") not in outbox.acks
+                # The ack stopped the resends at once, though it is not on disk yet.
+                assert len(svc._unacked) == 1  # noqa: SLF001 - the expo's alone
+                store.gate.set()
+                await wait_until(lambda: ("kds", "bump") in outbox.acks)
+        finally:
+            store.gate.set()
+            outbox.close()
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_an_ack_alone_is_saved_by_the_next_tick(tmp_path: Path) -> None:
+    cfg = site(tmp_path)
+    path = tmp_path / "g.db"
+    req = order_request("arancini", "calamari")  # fry and expo, nothing scheduled
+    fry_id: list[UUID] = []
+
+    async def first_life(h: Harness) -> None:
+        await h.order(req)
+        fry = at_station(h.outbox.tickets(), "fry")
+        fry_id.append(fry.ticket_id)
+        commits = h.store.commits
+        await h.kds(fry, KdsAction.ACK)
+        # Nothing else happens; the ticker commits the ack's row by itself.
+        await wait_until(lambda: h.store.commits > commits)
+        assert h.store.acks() == {fry.ticket_id: 1}
+
+    run(cfg, path, first_life)
+
+    async def second_life(h: Harness) -> None:
+        await wait_until(lambda: bool(h.outbox.tickets()))
+        await asyncio.sleep(0.3)
+
+    h = run(cfg, path, second_life)
+    # Only the expo ticket, never acked, comes again.
+    assert {t.station for t in h.outbox.tickets()} == {"expo"}
+    assert fry_id[0] not in {t.ticket_id for t in h.outbox.tickets()}
 
 
 def test_a_bump_by_every_station_and_the_expo_closes_the_order(tmp_path: Path) -> None:
