@@ -9,10 +9,12 @@ One JSON object per line, appended and never rewritten::
 Choices worth knowing:
 
 * **Whole lines.** Each record is one ``os.write`` of one complete line on a file opened with
-  ``O_APPEND``: a crash of the process (even ``kill -9``) leaves either the whole line or none,
-  and writers in other processes (the running gateway and a ``gateway device write``) never
-  interleave inside a line. A power cut can still tear the last line; the next writer then starts
-  on a fresh line, so only that torn line is unreadable.
+  ``O_APPEND`` (and under the lock below), so writers in other processes (the running gateway
+  and a ``gateway device write``) never interleave inside a line. A power cut, or ``kill -9`` in
+  the middle of a write (Linux may stop a write short at a page boundary when the process is
+  killed), can tear the record being written, and only that one: the next writer starts on a
+  fresh line, so the torn line is the only unreadable one, and nothing was sent for it (the
+  record is written before the write it approves).
 * **Flushed per record**: there is no user-space buffer, so a record is in the kernel when
   :meth:`AuditLog.record` returns; ``fsync=True`` also waits for the disk (survives power loss).
 * **Private**: the file is created ``0600`` (and tightened to it if found wider): it names who

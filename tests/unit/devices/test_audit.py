@@ -269,7 +269,12 @@ while True:
 """
 
 
-def test_kill_9_never_leaves_a_half_written_line(tmp_path: Path) -> None:
+def test_kill_9_tears_at_most_the_record_being_written(tmp_path: Path) -> None:
+    """``kill -9`` mid-record loses at most that record; the next writer starts a fresh line.
+
+    Linux may stop a write short at a page boundary when the writer is killed, so the last line
+    can be torn (seen about once in eight CI runs, with lines of up to ~450 bytes).
+    """
     path = tmp_path / "audit.jsonl"
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)])
     try:
@@ -280,8 +285,22 @@ def test_kill_9_never_leaves_a_half_written_line(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    records = all_records(path, 50)
-    assert path.read_bytes()[-1:] in {b"", b"\n"}  # empty right after a rotation
-    values = [r["value"] for r in records]
+    with AuditLog(path, max_bytes=64 * 1024, keep=50) as audit:
+        audit.record(req("after"), "refused")
+    raw: list[bytes] = []
+    for n in range(50, 0, -1):
+        old = path.with_name(f"{path.name}.{n}")
+        if old.exists():
+            raw += old.read_bytes().splitlines()
+    raw += path.read_bytes().splitlines()
+    values: list[Any] = []
+    torn: list[int] = []
+    for n, line in enumerate(raw):
+        try:
+            values.append(json.loads(line)["value"])
+        except ValueError:
+            torn.append(n)
+    assert torn in ([], [len(raw) - 2])  # if any, the killed record, just before "after"
+    assert values[-1] == "after"
     assert len(values) > 100
-    assert values == list(range(len(values)))  # every record whole, none missing, in order
+    assert values[:-1] == list(range(len(values) - 1))  # every whole record, none missing
