@@ -61,6 +61,10 @@ class Gateway:
         assert self.service is not None, "the gateway is not running"
         return self.service.stats
 
+    @property
+    def _status_topic(self) -> str:
+        return f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
+
     def _status(self, state: DeviceState) -> bytes:
         return encode(
             DeviceStatus(
@@ -75,7 +79,7 @@ class Gateway:
             store = self._stack.enter_context(
                 Store(cfg.state.dir / "gateway.db", cfg.state.durability)
             )
-            status_topic = f"rst/{cfg.site.id}/device/{cfg.client_id}/status"
+            status_topic = self._status_topic
             self.mqtt = MqttClient(
                 cfg.mqtt.url,
                 cfg.client_id,
@@ -113,8 +117,7 @@ class Gateway:
             if actions is not None:
                 await self._stack.enter_async_context(actions)
             await self._stack.enter_async_context(self.service)
-            service = self.service
-            self.mqtt.on_connection_change(lambda up: service.resend_now() if up else None)
+            self.mqtt.on_connection_change(self._on_reconnect)
             self.mqtt.publish(status_topic, self._status(DeviceState.ONLINE), retain=True)
             self._check_broker_window()
         except BaseException:
@@ -165,13 +168,28 @@ class Gateway:
         guard = WriteGuard(profiles, cfg.devices)
         return DeviceService(cfg, profiles, bridge, guard, audit, self.clock)
 
+    def _on_reconnect(self, up: bool) -> None:
+        """After a reconnect: resend what screens never acked, and say ``online`` again.
+
+        Again on every connect, not only the first: the broker publishes our will (``offline``)
+        when it loses us without a DISCONNECT, and a broker restarted from an old persistence
+        file has lost or kept a stale retained status; either would show a working gateway as
+        offline. Screens also take ``online`` as the sign that we listen again and send their
+        recent bumps once more (the contract says why). It goes out after the resubscription.
+        """
+        if not up:
+            return
+        assert self.service is not None
+        assert self.mqtt is not None
+        self.service.resend_now()
+        self.mqtt.publish(self._status_topic, self._status(DeviceState.ONLINE), retain=True)
+
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         """Say offline (cleanly) and stop everything in reverse order."""
         if self.mqtt is not None and self.mqtt.connected:
-            topic = f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
-            self.mqtt.publish(topic, self._status(DeviceState.OFFLINE), retain=True)
+            self.mqtt.publish(self._status_topic, self._status(DeviceState.OFFLINE), retain=True)
         await self._stack.__aexit__(et, e, tb)
 
 

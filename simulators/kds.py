@@ -3,15 +3,18 @@
 Each screen shows a ticket version at most once, acks every version it holds (again for a
 duplicate: our earlier ack may have been lost), replaces a ticket on a higher version, ignores a
 lower one, bumps when the cook is done (prep time scaled by ``speed``) and heartbeats every
-``heartbeat_s``. ``silence(station)`` makes one screen go quiet (no heartbeats, no acks, no bumps)
-so the gateway's redirect to the backup screen can be tested. A malformed ticket is counted,
-never fatal. Run alone with ``python -m simulators.kds --help``.
+``heartbeat_s``. Whenever a gateway says ``online`` it sends its recent bumps, recalls and
+item_done reports once more: a broker that crashed may have lost them after acknowledging them
+(docs/contract.md). ``silence(station)`` makes one screen go quiet (no heartbeats, no acks, no
+bumps) so the gateway's redirect to the backup screen can be tested. A malformed ticket is
+counted, never fatal. Run alone with ``python -m simulators.kds --help``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import OrderedDict, deque
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -20,7 +23,16 @@ from typing import TYPE_CHECKING, Literal, Self
 from pydantic import ValidationError
 
 from gateway.config import StationKind
-from gateway.contract import Heartbeat, KdsAction, KdsEvent, Ticket, TicketStatus, Topics
+from gateway.contract import (
+    DeviceState,
+    DeviceStatus,
+    Heartbeat,
+    KdsAction,
+    KdsEvent,
+    Ticket,
+    TicketStatus,
+    Topics,
+)
 from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.records import ScreenCounters, ShownTicket
 from simulators.screen_state import PrepTimes, StationBoard, Verdict
@@ -41,6 +53,8 @@ __all__ = ["KitchenScreens"]
 # (station, ticket id, version, action, line id)
 _Work = tuple[str, "UUID", int, KdsAction, str | None]
 _SEEN_ORDERS = 10_000  # orders remembered for "first ticket of this order" latency
+# A ticket's latest bump or recall (line id None), or a line's item_done: (version, action, when)
+_Change = tuple[int, KdsAction, float]
 
 
 class KitchenScreens:
@@ -68,7 +82,9 @@ class KitchenScreens:
         password: broker password.
         client_prefix: client ids are ``{client_prefix}-{site}-kds-{station}``.
         record_all: keep every shown ticket (tests); otherwise the last ``max_records`` each.
-        max_records: bound on kept shown tickets and on remembered closed tickets per screen.
+        max_records: bound on kept shown tickets, on remembered closed tickets and on the
+            changes sent again when a gateway comes online, per screen.
+        replay_window_s: real seconds of changes sent again when a gateway comes online.
         placed_mono: looks up an order's first-send ``time.monotonic()`` (the tablets'
             ``placed_mono``) to measure order-to-screen latency into ``latency``.
     """
@@ -91,6 +107,7 @@ class KitchenScreens:
         client_prefix: str = "sim",
         record_all: bool = False,
         max_records: int = 800,
+        replay_window_s: float = 3600.0,
         placed_mono: Callable[[UUID], float | None] | None = None,
     ) -> None:
         """Prepare the screens; nothing connects until ``async with``."""
@@ -114,6 +131,10 @@ class KitchenScreens:
         self.records: dict[str, MutableSequence[ShownTicket]] = {
             s: [] if record_all else deque(maxlen=max_records) for s in self.stations
         }
+        self._changes: dict[str, OrderedDict[tuple[UUID, str | None], _Change]] = {
+            s: OrderedDict() for s in self.stations
+        }
+        self._max_changes, self._replay_window_s = max_records, replay_window_s
         self.latency = LatencyWindow()
         self._seen_orders: OrderedDict[UUID, None] = OrderedDict()
         self._silent: set[str] = set()
@@ -145,6 +166,8 @@ class KitchenScreens:
                 self.clients[station] = client
                 client.set_handler(functools.partial(self._on_message, station))
                 client.subscribe(self._topics.kds(station, "tickets"), qos=1)
+                # Every client's presence: a gateway saying "online" gets our changes again.
+                client.subscribe(self._topics.device_status("+"), qos=1)
                 # Ready means subscribed: a ticket or reply sent from now on reaches us.
                 status = self._topics.device_status(self.device(station))
                 await subscribed(client, status, self._echo[station])
@@ -195,12 +218,34 @@ class KitchenScreens:
 
     def _on_message(self, station: str, msg: InboundMessage) -> None:
         try:
-            if msg.topic.endswith("/status"):  # our own presence: proves we are subscribed
-                self._echo[station].set()
-                return
-            self._on_ticket(station, msg)
+            if msg.topic == self._topics.device_status(self.device(station)):
+                self._echo[station].set()  # our own presence: proves we are subscribed
+            elif msg.topic.endswith("/status"):
+                self._on_presence(station, msg)
+            else:
+                self._on_ticket(station, msg)
         finally:
             self.clients[station].ack(msg)  # the MQTT ack; the screen's own ack is a KdsEvent
+
+    def _on_presence(self, station: str, msg: InboundMessage) -> None:
+        """A gateway (re)connected: send our recent changes again; it ignores repeats.
+
+        A bump the broker acknowledged is ours no more: a broker that then crashes before
+        handing it to the gateway (while the gateway was away, say) loses it, and the table
+        would never be ready. The gateway says ``online`` after every connect, once it listens.
+        """
+        try:
+            status = DeviceStatus.model_validate_json(msg.payload)
+        except ValidationError:
+            return  # someone else's business
+        if status.role != "gateway" or status.state is not DeviceState.ONLINE:
+            return
+        if station in self._silent:
+            return
+        since = time.monotonic() - self._replay_window_s
+        for (ticket_id, line_id), (version, action, at) in list(self._changes[station].items()):
+            if at >= since:
+                self._event(station, ticket_id, version, action, line_id, again=True)
 
     def _on_ticket(self, station: str, msg: InboundMessage) -> None:
         counters = self.counters[station]
@@ -290,6 +335,8 @@ class KitchenScreens:
         version: int,
         action: KdsAction,
         line_id: str | None = None,
+        *,
+        again: bool = False,
     ) -> None:
         event = KdsEvent(
             ticket_id=ticket_id,
@@ -305,7 +352,17 @@ class KitchenScreens:
             return
         if action is KdsAction.ACK:
             counters.acks += 1
-        elif action is KdsAction.BUMP:
+            return
+        if again:
+            counters.sent_again += 1
+            return
+        changes = self._changes[station]
+        key = (ticket_id, line_id if action is KdsAction.ITEM_DONE else None)
+        changes.pop(key, None)  # to the end: the oldest change goes first when full
+        changes[key] = (version, action, time.monotonic())
+        if len(changes) > self._max_changes:
+            changes.popitem(last=False)
+        if action is KdsAction.BUMP:
             counters.bumps += 1
         elif action is KdsAction.ITEM_DONE:
             counters.items_done += 1

@@ -306,3 +306,4 @@ class ScreenCounters:
     heartbeats: int = 0
     publish_refused: int = 0
     redirected_in: int = 0
+    sent_again: int = 0  # bumps, recalls and item_done sent again to a gateway back online

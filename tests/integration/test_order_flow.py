@@ -323,3 +323,69 @@ def test_malformed_orders_get_a_rejected_reply_naming_the_problem(
     assert paths["9d4c1f49-7a39-4e34-8d8c-3c1f1e8f0a02"] == ["items[0].qty"]
     assert paths["9d4c1f49-7a39-4e34-8d8c-3c1f1e8f0a03"] == ["items[0].item"]
     assert sum(1 for r in replies if r["order_id"] is None) == 2  # not JSON, too large
+
+
+def test_a_bump_lost_in_a_broker_crash_is_sent_again_and_the_table_goes_out(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """The broker acked the cook's bump, then died before the gateway had it: not lost."""
+    gateway = GatewayProcess(SITE, broker.url, tmp_path / "state")
+    order = {
+        "order_id": "6f1c2a0e-8d3b-4c5a-9e7f-1a2b3c4d5e6f",
+        "table": "T1",
+        "placed_at": "2026-01-01T18:00:00Z",
+        "items": [{"line_id": "1", "item": "fries", "qty": 1}],  # the fry screen and the expo
+    }
+
+    async def scenario() -> None:
+        tablet = MqttClient(broker.url, "test-tablet", clean_start=True)
+        async with (
+            tablet,
+            KitchenScreens(
+                CFG, broker.url, speed=1.0, heartbeat_s=0.5, expo_bump_after_s=0.2,
+                record_all=True,
+            ) as screens,
+        ):  # fmt: skip
+            tablet.publish(f"rst/{CFG.site.id}/tablet/tab-1/orders", json.dumps(order).encode())
+            assert await _until(lambda: bool(screens.records["fry"]), 10)
+            # Away cleanly: its session keeps its subscriptions, so the broker queues the bump.
+            assert await asyncio.to_thread(gateway.stop) == 0
+            assert await _until(lambda: screens.counters["fry"].bumps == 1, 10)
+            await asyncio.sleep(0.3)
+            broker.kill()  # the queued bump was never written to disk
+            await asyncio.to_thread(broker.restart)
+            await asyncio.to_thread(gateway.start)
+            # The expo bumps only a ticket the gateway made "ready", on the fry bump alone.
+            assert await _until(lambda: screens.counters["expo"].bumps == 1, 20), (
+                screens.counters
+            )
+            assert screens.counters["fry"].sent_again >= 1
+            assert screens.counters["fry"].bumps == 1  # sent once by the cook, once again
+
+    with gateway:
+        run(scenario())
+
+
+def test_the_gateway_says_online_again_after_the_broker_lost_its_status(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """A broker restarted without its retained messages must not show the gateway as unknown."""
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        broker.kill()  # never saved: the retained "online" is gone with it
+        await asyncio.to_thread(broker.restart)
+        watcher = MqttClient(broker.url, "test-status-watcher", clean_start=True)
+
+        def on_status(msg: InboundMessage) -> None:
+            seen.append(json.loads(msg.payload)["state"])
+            watcher.ack(msg)
+
+        async with watcher:
+            watcher.set_handler(on_status)
+            # Subscribed after the restart: only a retained status can reach us.
+            watcher.subscribe(f"rst/{CFG.site.id}/device/{CFG.client_id}/status")
+            assert await _until(lambda: "online" in seen, 15), seen
+
+    with GatewayProcess(SITE, broker.url, tmp_path / "state"):
+        run(scenario())
