@@ -1,10 +1,12 @@
 """bench/routing: orders/s and order-to-ticket latency of the gateway beside a null router.
 
-Run: ``python bench/routing/run.py [--duration 10] [--durability full]``. Starts a private
-Mosquitto, then for the gateway and for the null router in turn: fixed rates (50, 200 and 1,000
-orders/s) and a flat-out run (window of 500 unanswered orders), each measured by
-``loadgen.py`` in its own process. Then kill -9 of the gateway with unacknowledged tickets and the
-time from restart to the first resent ticket. Prints a Markdown table for bench/RESULTS.md.
+Run: ``python bench/routing/run.py [--duration 10] [--durability full] [--repeat 1]``. For the
+gateway and for the null router in turn, each on a private Mosquitto of its own: fixed rates
+(50, 200 and 1,000 orders/s) and a flat-out run (window of 500 unanswered orders), each measured
+by ``loadgen.py`` in its own process. Then kill -9 of the gateway with unacknowledged tickets and
+the time from restart to the first resent ticket. ``--repeat N`` does all of it N times,
+alternating which router goes first, and reports medians and ranges. Prints a Markdown table for
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,43 +141,93 @@ p.multiple(msgs, hostname="127.0.0.1", port={url.rsplit(':', 1)[1]})
     return dt
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _run_router(start, duration: float) -> tuple[list[dict], float]:
+    """One router against a broker of its own: the fixed rates, then flat out."""
+    # A fresh broker per router: the gateway's session on a shared one would hold everything
+    # the null router's phase queued for it, and a restart would have to work through it.
+    with MosquittoProcess() as broker:
+        proc = start(broker.url)
+        try:
+            return measure(broker.url, proc, duration)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--durability", default="full", choices=["full", "normal"])
+    p.add_argument(
+        "--repeat", type=int, default=1,
+        help="run the gateway and the null router this many times each, alternating; the table "
+        "shows medians and ranges (a shared VM's speed moves by tens of percent between minutes)",
+    )
     a = p.parse_args()
-    with MosquittoProcess() as broker:
-        state = Path(tempfile.mkdtemp(prefix="bench-gw-"))
-        gw = start_gateway(broker.url, state, a.durability)
-        gw_res, gw_rss = measure(broker.url, gw, a.duration)
-        gw.terminate()
-        gw.wait()
-        null = start_null(broker.url)
-        null_res, _ = measure(broker.url, null, a.duration)
-        null.terminate()
-        null.wait()
-    # A fresh broker: the gateway's session on the first one holds everything the null-router
-    # phase queued for it, which a restart would have to work through first.
-    with MosquittoProcess() as broker:
-        restart = restart_time(broker.url, a.durability)
+
+    def gateway(url: str) -> subprocess.Popen[str]:
+        return start_gateway(url, Path(tempfile.mkdtemp(prefix="bench-gw-")), a.durability)
+
+    pairs: list[tuple[list[dict], list[dict]]] = []
+    rss: list[float] = []
+    restarts: list[float] = []
+    for n in range(a.repeat):
+        # Alternate which goes first, so a slow minute of the machine falls on both.
+        order = [gateway, start_null] if n % 2 == 0 else [start_null, gateway]
+        got = {}
+        for start in order:
+            res, peak = _run_router(start, a.duration)
+            got[start] = res
+            if start is gateway:
+                rss.append(peak)
+        pairs.append((got[gateway], got[start_null]))
+        with MosquittoProcess() as broker:
+            restarts.append(restart_time(broker.url, a.durability))
+    _report(a, pairs, rss, restarts)
+
+
+def _report(a: argparse.Namespace, pairs: list[tuple[list[dict], list[dict]]], rss: list[float],
+            restarts: list[float]) -> None:
+    def med(rows: list[dict], key: str) -> str:
+        vals = [r[key] for r in rows if r[key] is not None]
+        if not vals:
+            return "-"
+        if len(vals) == 1:
+            return f"{vals[0]:g}"
+        return f"{_median(vals):g} ({min(vals):g}-{max(vals):g})"
+
     print(f"## bench/routing, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, durability={a.durability}")
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {a.duration:.0f} s per rate\n")
-    print("| target orders/s | gateway orders/s | null orders/s | ratio | gw reply p50/p99 ms "
-          "| gw ticket p50/p99 ms | null ticket p50/p99 ms | added p99 ms | gw lost "
-          "| gw / null CPU us per order |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for g, n in zip(gw_res, null_res, strict=True):
-        ratio = g["orders_per_s"] / n["orders_per_s"] if n["orders_per_s"] else 0
-        added = (g["ticket_ms_p99"] or 0) - (n["ticket_ms_p99"] or 0)
-        label = "max" if g["rate_target"] == 0 else f"{g['rate_target']:.0f}"
-        print(f"| {label} | {g['orders_per_s']} | {n['orders_per_s']} | {ratio:.2f} "
-              f"| {g['reply_ms_p50']}/{g['reply_ms_p99']} | {g['ticket_ms_p50']}/{g['ticket_ms_p99']} "
-              f"| {n['ticket_ms_p50']}/{n['ticket_ms_p99']} | {added:.2f} | {g['lost']} "
-              f"| {g['cpu_us_per_order']} / {n['cpu_us_per_order']} |")
-    print(f"\ngateway peak RSS: {gw_rss:.1f} MiB; restart after kill -9 to first resent ticket: "
-          f"{restart * 1000:.0f} ms (process start included)")
-    print("\nraw:", json.dumps({"gateway": gw_res, "null": null_res}))
+          f"Python {platform.python_version()}, {a.duration:.0f} s per rate, "
+          f"{len(pairs)} alternating run(s) of each router: median (min-max)\n")
+    print("| target orders/s | gateway orders/s | null orders/s | ratio | gw ticket p50 ms "
+          "| gw ticket p99 ms | null ticket p99 ms | added p99 ms | gw lost "
+          "| gw CPU us/order | null CPU us/order |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for k, rate in enumerate(RATES):
+        gw = [g[k] for g, _ in pairs]
+        null = [n[k] for _, n in pairs]
+        # Per pair, then the median: the two routers of a pair ran minutes apart, not hours.
+        ratios = [{"v": round(g["orders_per_s"] / n["orders_per_s"], 2) if n["orders_per_s"]
+                   else 0.0} for g, n in zip(gw, null, strict=True)]
+        added = [{"v": round((g["ticket_ms_p99"] or 0) - (n["ticket_ms_p99"] or 0), 2)}
+                 for g, n in zip(gw, null, strict=True)]
+        label = "max" if rate == 0 else f"{rate:.0f}"
+        lost = sum(g["lost"] for g in gw)
+        print(f"| {label} | {med(gw, 'orders_per_s')} | {med(null, 'orders_per_s')} "
+              f"| {med(ratios, 'v')} | {med(gw, 'ticket_ms_p50')} | {med(gw, 'ticket_ms_p99')} "
+              f"| {med(null, 'ticket_ms_p99')} | {med(added, 'v')} | {lost} "
+              f"| {med(gw, 'cpu_us_per_order')} | {med(null, 'cpu_us_per_order')} |")
+    rss_rows = [{"v": round(r, 1)} for r in rss]
+    restart_rows = [{"v": round(r * 1000)} for r in restarts]
+    print(f"\ngateway peak RSS MiB: {med(rss_rows, 'v')}; restart after kill -9 to first resent "
+          f"ticket, ms (process start included): {med(restart_rows, 'v')}")
+    print("\nraw:", json.dumps({"pairs": [{"gateway": g, "null": n} for g, n in pairs],
+                                "rss_mib": rss, "restart_s": restarts}))
 
 
 if __name__ == "__main__":
