@@ -346,23 +346,23 @@ class KitchenScreens:
             device=self.device(station),
         )
         counters = self.counters[station]
+        if action is not KdsAction.ACK and not again:
+            # Kept even if the publish below is refused: sent again when a gateway says online.
+            changes = self._changes[station]
+            key = (ticket_id, line_id if action is KdsAction.ITEM_DONE else None)
+            changes.pop(key, None)  # to the end: the oldest change goes first when full
+            changes[key] = (version, action, time.monotonic())
+            if len(changes) > self._max_changes:
+                changes.popitem(last=False)
         topic = self._topics.kds(station, "events")
         if not self.clients[station].publish(topic, event.model_dump_json().encode(), qos=1):
-            counters.publish_refused += 1  # the gateway resends the ticket; we ack it then
-            return
-        if action is KdsAction.ACK:
-            counters.acks += 1
+            counters.publish_refused += 1  # an ack: the gateway resends the ticket; we ack then
             return
         if again:
             counters.sent_again += 1
-            return
-        changes = self._changes[station]
-        key = (ticket_id, line_id if action is KdsAction.ITEM_DONE else None)
-        changes.pop(key, None)  # to the end: the oldest change goes first when full
-        changes[key] = (version, action, time.monotonic())
-        if len(changes) > self._max_changes:
-            changes.popitem(last=False)
-        if action is KdsAction.BUMP:
+        elif action is KdsAction.ACK:
+            counters.acks += 1
+        elif action is KdsAction.BUMP:
             counters.bumps += 1
         elif action is KdsAction.ITEM_DONE:
             counters.items_done += 1
