@@ -147,8 +147,9 @@ def _median(values: list[float]) -> float:
 
 def _run_router(start, duration: float) -> tuple[list[dict], float]:
     """One router against a broker of its own: the fixed rates, then flat out."""
-    # A fresh broker per router: the gateway's session on a shared one would hold everything
-    # the null router's phase queued for it, and a restart would have to work through it.
+    # A fresh broker per router: on a shared one the gateway's persistent session has the null
+    # router's whole phase queued for it, which slowed the null router by up to ~25 %
+    # (RESULTS.md, session 4) and would weigh on the gateway's next start.
     with MosquittoProcess() as broker:
         proc = start(broker.url)
         try:
