@@ -243,8 +243,11 @@ class KitchenScreens:
         if station in self._silent:
             return
         since = time.monotonic() - self._replay_window_s
+        board = self.boards[station]
         for (ticket_id, line_id), (version, action, at) in list(self._changes[station].items()):
-            if at >= since:
+            # Only about the newest version we have: the cook's work on an older one does not
+            # count for the new content (and the gateway would ignore it).
+            if at >= since and board.version(ticket_id) == version:
                 self._event(station, ticket_id, version, action, line_id, again=True)
 
     def _on_ticket(self, station: str, msg: InboundMessage) -> None:
@@ -356,7 +359,9 @@ class KitchenScreens:
                 changes.popitem(last=False)
         topic = self._topics.kds(station, "events")
         if not self.clients[station].publish(topic, event.model_dump_json().encode(), qos=1):
-            counters.publish_refused += 1  # an ack: the gateway resends the ticket; we ack then
+            # An ack is repaired by the gateway's resend of the ticket; a bump or item_done by
+            # sending it again when a gateway says online.
+            counters.publish_refused += 1
             return
         if again:
             counters.sent_again += 1

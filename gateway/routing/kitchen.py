@@ -322,13 +322,12 @@ class Kitchen:
             return []
         rec, t = found
         if action is KdsAction.ACK:
-            if t.acked < version <= t.version:
-                t.acked = version
-                # An ack is one small row, not a new snapshot of the whole order: acks are
-                # the most frequent event, and losing one only costs a resend.
-                self._acks[ticket_id] = (rec, version)
-                if rec.state is OrderState.VOIDED and self._all_acked(rec):
-                    self._close(rec)
+            self._on_ack(rec, t, version)
+            return []
+        if version < t.version:
+            # What the cook did was on content the ticket no longer has (a bump of v1 after
+            # more food made v2, or an old bump a screen sends again after a reconnect): the
+            # screen has been sent the newer version, and the cook acts on that one.
             return []
         if action is KdsAction.ITEM_DONE:
             ln = rec.line(line_id or "")
@@ -336,7 +335,21 @@ class Kitchen:
                 ln.done = True
                 self._dirty.add(rec.order_id)
             return []
-        bumped = action is KdsAction.BUMP
+        return self._on_bump(rec, t, bumped=action is KdsAction.BUMP, now=now)
+
+    def _on_ack(self, rec: OrderRecord, t: TicketState, version: int) -> None:
+        if t.acked < version <= t.version:
+            t.acked = version
+            # An ack is one small row, not a new snapshot of the whole order: acks are the most
+            # frequent event, and losing one only costs a resend.
+            self._acks[t.ticket_id] = (rec, version)
+            if rec.state is OrderState.VOIDED and self._all_acked(rec):
+                self._close(rec)
+
+    def _on_bump(
+        self, rec: OrderRecord, t: TicketState, *, bumped: bool, now: datetime
+    ) -> list[Effect]:
+        """A bump (``bumped``) or a recall of a ticket."""
         if t.bumped == bumped:
             return []
         t.bumped = bumped

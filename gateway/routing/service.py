@@ -4,9 +4,11 @@ Each batch of inbound events is handled in memory, committed to SQLite in one tr
 only then are the wire messages acknowledged and the replies and tickets handed to the outbox.
 That order is the durability boundary: a crash before the commit loses nothing (the broker
 redelivers what was not acknowledged, tablets resend what got no reply); a crash after it
-resends from disk, and screens dedupe ``(ticket_id, version)``. One exception: a screen's ack
-of a ticket version is acknowledged at once and saved with the next commit (``_on_kds`` says
-why losing it is harmless).
+resends from disk, and screens dedupe ``(ticket_id, version)``. Exceptions: a screen's ack of
+a ticket version, and a screen's message that cannot be read, are acknowledged at once (an ack
+is saved with the next commit; ``_on_kds`` says why losing it is harmless). Their PUBACKs can
+so go out before those of messages received earlier, which MQTT asks clients not to do; brokers
+match PUBACKs by packet id (Mosquitto does), and the bridge acks what it cannot route at once too.
 
 Group commit: the commit runs on a writer thread (SQLite releases the GIL while it writes and
 fsyncs), one at a time and in order. While it runs, the loop keeps reading the socket and
@@ -193,7 +195,11 @@ class OrderService:
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Stop the loops; what was not committed is redelivered by the broker next time."""
+        """Stop the loops; what was not committed is redelivered by the broker next time.
+
+        Except acks not saved yet (acknowledged before their commit): their ticket versions are
+        resent after the restart, and the screens ack them again.
+        """
         assert self._tg is not None
         for task in self._tasks:
             task.cancel()

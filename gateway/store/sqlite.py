@@ -14,7 +14,8 @@ What lives here, and why it is enough to resume after ``kill -9``:
 - ``commands``: the reply to every tablet command id, for the same idempotency.
 
 The order service commits a batch *before* it acknowledges the MQTT messages in it and before it
-publishes anything the batch produced: the durability boundary is this commit. With
+publishes anything the batch produced: the durability boundary is this commit (screens' acks
+excepted: acknowledged at once, saved with the next commit; losing one costs a resend). With
 ``durability = "full"`` SQLite fsyncs each commit (an accepted order survives a power cut); with
 ``"normal"`` it survives a crash of the gateway but may lose the last batches on power loss.
 Batching (many messages per transaction) is what keeps either fast.

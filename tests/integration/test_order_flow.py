@@ -383,7 +383,8 @@ def test_the_gateway_says_online_again_after_the_broker_lost_its_status(
 
         async with watcher:
             watcher.set_handler(on_status)
-            # Subscribed after the restart: only a retained status can reach us.
+            # Subscribed after the restart: the retained status, or the gateway's own publish
+            # if it reconnects after us; without it, nothing.
             watcher.subscribe(f"rst/{CFG.site.id}/device/{CFG.client_id}/status")
             assert await _until(lambda: "online" in seen, 15), seen
 

@@ -526,7 +526,9 @@ def test_bumping_every_prep_ticket_makes_the_order_ready_and_the_expo_closes_it(
     k.take_dirty()
     rec = k.order(order.order_id)
     assert rec is not None
-    effects = kds(k, tickets["expo"], KdsAction.BUMP, at(700))
+    expo = next(t for t in k.unacked() if t.station == "expo")
+    assert expo.version == 4  # ready again
+    effects = kds(k, expo, KdsAction.BUMP, at(700))
     assert states(effects) == [OrderState.CLOSED]
     assert order.order_id not in k
     assert len(k) == 0
@@ -570,6 +572,32 @@ def test_more_food_on_a_bumped_ticket_reopens_it() -> None:
     rec = k.order(order.order_id)
     assert rec is not None
     assert rec.state is OrderState.IN_KITCHEN
+
+
+def test_a_bump_or_recall_of_an_older_version_changes_nothing() -> None:
+    k = demo_kitchen()
+    order = make_order("bruschetta")
+    k.accept(order, "tab-1", T0)
+    cold1 = next(t for t in k.unacked() if t.station == "cold")
+    expo1 = next(t for t in k.unacked() if t.station == "expo")
+    assert states(kds(k, cold1, KdsAction.BUMP)) == [OrderState.READY]
+    k.modify_line(order.order_id, modified(order, "L0", qty=3), at(60))  # cold v2, reopened
+    rec = k.order(order.order_id)
+    assert rec is not None
+    assert rec.state is OrderState.IN_KITCHEN
+    # The v1 bump again (a screen sending it once more after a reconnect): the third
+    # bruschetta is not made yet, so the table must not be called ready.
+    assert kds(k, cold1, KdsAction.BUMP, at(61)) == []
+    assert rec.state is OrderState.IN_KITCHEN
+    # Nor does the expo's bump of its old version send the table out.
+    assert kds(k, expo1, KdsAction.BUMP, at(62)) == []
+    assert order.order_id in k
+    # The current version's bump does make it ready; a recall of v1 then changes nothing.
+    cold2 = next(t for t in k.unacked() if t.station == "cold")
+    assert cold2.version == 2
+    assert states(kds(k, cold2, KdsAction.BUMP, at(63))) == [OrderState.READY]
+    assert kds(k, cold1, KdsAction.RECALL, at(64)) == []
+    assert rec.state is OrderState.READY
 
 
 def test_item_done_marks_the_line() -> None:

@@ -737,8 +737,6 @@ def test_a_screens_ack_is_acknowledged_without_waiting_for_a_commit(tmp_path: Pa
                 await wait_until(lambda: ("kds", "ack") in outbox.acks)
                 await asyncio.sleep(0.3)  # a tick: its commit waits at the gate too
                 assert ("kds", "bump") not in outbox.acks
-                # The ack stopped the resends at once, though it is not on disk yet.
-                assert len(svc._unacked) == 1  # the expo ticket alone
                 store.gate.set()
                 await wait_until(lambda: ("kds", "bump") in outbox.acks)
         finally:
