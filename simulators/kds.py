@@ -35,7 +35,7 @@ from gateway.contract import (
 )
 from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.records import ScreenCounters, ShownTicket
-from simulators.screen_state import PrepTimes, StationBoard, Verdict
+from simulators.screen_state import PrepTimes, RecentChanges, StationBoard, Verdict
 from simulators.stats import LatencyWindow
 from simulators.timers import Timers
 
@@ -53,8 +53,6 @@ __all__ = ["KitchenScreens"]
 # (station, ticket id, version, action, line id)
 _Work = tuple[str, "UUID", int, KdsAction, str | None]
 _SEEN_ORDERS = 10_000  # orders remembered for "first ticket of this order" latency
-# A ticket's latest bump or recall (line id None), or a line's item_done: (version, action, when)
-_Change = tuple[int, KdsAction, float]
 
 
 class KitchenScreens:
@@ -131,10 +129,8 @@ class KitchenScreens:
         self.records: dict[str, MutableSequence[ShownTicket]] = {
             s: [] if record_all else deque(maxlen=max_records) for s in self.stations
         }
-        self._changes: dict[str, OrderedDict[tuple[UUID, str | None], _Change]] = {
-            s: OrderedDict() for s in self.stations
-        }
-        self._max_changes, self._replay_window_s = max_records, replay_window_s
+        self._changes = {s: RecentChanges(max_records) for s in self.stations}
+        self._replay_window_s = replay_window_s
         self.latency = LatencyWindow()
         self._seen_orders: OrderedDict[UUID, None] = OrderedDict()
         self._silent: set[str] = set()
@@ -243,12 +239,10 @@ class KitchenScreens:
         if station in self._silent:
             return
         since = time.monotonic() - self._replay_window_s
-        board = self.boards[station]
-        for (ticket_id, line_id), (version, action, at) in list(self._changes[station].items()):
-            # Only about the newest version we have: the cook's work on an older one does not
-            # count for the new content (and the gateway would ignore it).
-            if at >= since and board.version(ticket_id) == version:
-                self._event(station, ticket_id, version, action, line_id, again=True)
+        for ticket_id, version, action, line_id in self._changes[station].to_send_again(
+            self.boards[station], since
+        ):
+            self._event(station, ticket_id, version, action, line_id, again=True)
 
     def _on_ticket(self, station: str, msg: InboundMessage) -> None:
         counters = self.counters[station]
@@ -351,12 +345,7 @@ class KitchenScreens:
         counters = self.counters[station]
         if action is not KdsAction.ACK and not again:
             # Kept even if the publish below is refused: sent again when a gateway says online.
-            changes = self._changes[station]
-            key = (ticket_id, line_id if action is KdsAction.ITEM_DONE else None)
-            changes.pop(key, None)  # to the end: the oldest change goes first when full
-            changes[key] = (version, action, time.monotonic())
-            if len(changes) > self._max_changes:
-                changes.popitem(last=False)
+            self._changes[station].note(ticket_id, version, action, line_id, time.monotonic())
         topic = self._topics.kds(station, "events")
         if not self.clients[station].publish(topic, event.model_dump_json().encode(), qos=1):
             # An ack is repaired by the gateway's resend of the ticket; a bump or item_done by

@@ -3,7 +3,9 @@
 A screen shows each ``(ticket_id, version)`` at most once. A version it has seen is a duplicate
 (the gateway resent it because our ack was lost: ack again, show nothing); a higher version
 replaces the ticket; a lower one is stale and ignored. Closed tickets (bumped or voided) are
-remembered only up to ``max_closed``, as real screens purge old orders (``DOMAIN.md``).
+remembered only up to ``max_closed``, as real screens purge old orders (``DOMAIN.md``). A
+screen also keeps its recent bumps, recalls and item_done reports (``RecentChanges``), to send
+them again when a gateway comes back online (docs/contract.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import OrderedDict
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from gateway.contract import TicketStatus
+from gateway.contract import KdsAction, TicketStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.contract import Ticket
 
-__all__ = ["PrepTimes", "StationBoard", "Verdict"]
+__all__ = ["PrepTimes", "RecentChanges", "StationBoard", "Verdict"]
 
 #: Prep time assumed for an item the screen's copy of the menu does not know.
 _UNKNOWN_ITEM_PREP_S = 300.0
@@ -81,6 +83,49 @@ class StationBoard:
         self._closed.move_to_end(ticket_id)
         while len(self._closed) > self._max_closed:
             self._closed.popitem(last=False)
+
+
+class RecentChanges:
+    """A screen's latest bump or recall per ticket and item_done per line, newest last.
+
+    A broker that acknowledged one of them and then crashed may have lost it; the screen sends
+    them again whenever a gateway says ``online``. At most ``max_changes``: the oldest go first.
+    """
+
+    def __init__(self, max_changes: int = 800) -> None:
+        """Keep at most ``max_changes`` changes."""
+        self._changes: OrderedDict[tuple[UUID, str | None], tuple[int, KdsAction, float]] = (
+            OrderedDict()
+        )
+        self._max = max_changes
+
+    def __len__(self) -> int:
+        """Number of changes kept."""
+        return len(self._changes)
+
+    def note(
+        self, ticket_id: UUID, version: int, action: KdsAction, line_id: str | None, at: float
+    ) -> None:
+        """A change the screen sent at ``at`` (any clock); it replaces the ticket's earlier one."""
+        key = (ticket_id, line_id if action is KdsAction.ITEM_DONE else None)
+        self._changes.pop(key, None)  # to the end: the oldest change goes first when full
+        self._changes[key] = (version, action, at)
+        if len(self._changes) > self._max:
+            self._changes.popitem(last=False)
+
+    def to_send_again(
+        self, board: StationBoard, since: float
+    ) -> list[tuple[UUID, int, KdsAction, str | None]]:
+        """``(ticket_id, version, action, line_id)`` of the changes made at or after ``since``.
+
+        Only those about the newest version ``board`` has of their ticket: the cook's work on an
+        older version does not count for the new content (and the gateway would ignore it).
+        """
+        return [
+            (ticket_id, version, action, line_id)
+            for (ticket_id, line_id), (version, action, at) in self._changes.items()
+            if at >= since and board.version(ticket_id) == version
+        ]
 
 
 class PrepTimes:

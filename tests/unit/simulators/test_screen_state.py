@@ -7,9 +7,9 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from gateway.config import load_site
-from gateway.contract import Ticket, TicketItem, TicketStatus
+from gateway.contract import KdsAction, Ticket, TicketItem, TicketStatus
 from simulators.cli import find_config
-from simulators.screen_state import PrepTimes, StationBoard, Verdict
+from simulators.screen_state import PrepTimes, RecentChanges, StationBoard, Verdict
 
 T0 = datetime(2026, 1, 1, 19, 0, tzinfo=UTC)
 
@@ -86,6 +86,51 @@ def test_closed_memory_is_bounded() -> None:
         board.close(tid)
     assert board.version(ids[0]) is None  # purged, like a real screen after ~800 orders
     assert board.version(ids[2]) == 1
+
+
+def test_recent_changes_keep_the_latest_per_ticket_and_per_line() -> None:
+    board = StationBoard()
+    a, b = uuid4(), uuid4()
+    board.offer(make(1, a))
+    board.offer(make(1, b))
+    changes = RecentChanges()
+    changes.note(a, 1, KdsAction.ITEM_DONE, "L1", at=1.0)
+    changes.note(a, 1, KdsAction.BUMP, None, at=2.0)
+    changes.note(b, 1, KdsAction.BUMP, None, at=3.0)
+    changes.note(a, 1, KdsAction.RECALL, None, at=4.0)  # replaces a's bump
+    assert changes.to_send_again(board, since=0.0) == [
+        (a, 1, KdsAction.ITEM_DONE, "L1"),
+        (b, 1, KdsAction.BUMP, None),
+        (a, 1, KdsAction.RECALL, None),
+    ]
+    # Only what was done since the given time.
+    assert changes.to_send_again(board, since=3.0) == [
+        (b, 1, KdsAction.BUMP, None),
+        (a, 1, KdsAction.RECALL, None),
+    ]
+
+
+def test_a_change_to_a_replaced_version_is_not_sent_again() -> None:
+    board = StationBoard()
+    tid = uuid4()
+    board.offer(make(1, tid))
+    changes = RecentChanges()
+    changes.note(tid, 1, KdsAction.BUMP, None, at=1.0)
+    board.close(tid)
+    assert changes.to_send_again(board, since=0.0) == [(tid, 1, KdsAction.BUMP, None)]
+    board.offer(make(2, tid))  # more food: the v1 bump no longer counts
+    assert changes.to_send_again(board, since=0.0) == []
+
+
+def test_recent_changes_are_bounded() -> None:
+    board = StationBoard()
+    ids = [uuid4() for _ in range(3)]
+    changes = RecentChanges(max_changes=2)
+    for n, tid in enumerate(ids):
+        board.offer(make(1, tid))
+        changes.note(tid, 1, KdsAction.BUMP, None, at=float(n))
+    assert len(changes) == 2
+    assert [c[0] for c in changes.to_send_again(board, since=0.0)] == ids[1:]
 
 
 def test_prep_times_follow_fire_at_and_modifiers() -> None:
