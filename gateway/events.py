@@ -4,18 +4,21 @@ Adapters turn wire messages into the ``*In`` events below; services turn them in
 events; adapters turn those into wire messages. No service sees a topic, a paho object or a socket.
 
 ``token`` is the adapter's opaque handle for acknowledging the wire message: the service hands it
-back through :meth:`Outbox.ack` only after the message's effects are durable.
+back through :meth:`Outbox.ack` only after the message's effects are durable (or, for a screen's
+ack of a ticket, when losing it would cost no more than a resend).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from gateway.contract import OrderStatusUpdate, Ticket
 
 if TYPE_CHECKING:
     from uuid import UUID
+
+    from pydantic import BaseModel
 
     from gateway.codec import DecodeFailure
     from gateway.contract import (
@@ -86,7 +89,34 @@ class ReplyOut:
     command: bool = False
 
 
-class TicketOut:
+M = TypeVar("M", bound="BaseModel")
+
+
+class _ModelOrJson(Generic[M]):
+    """A contract message held as its model, its compact JSON or both; each made on first use."""
+
+    __slots__ = ("_body", "_model")
+
+    def __init__(self, model: M | None, body: bytes | None) -> None:
+        self._model = model
+        self._body = body
+
+    def _as_model(self, model_type: type[M]) -> M:
+        if self._model is None:
+            assert self._body is not None
+            self._model = model_type.model_validate_json(self._body)
+        return self._model
+
+    @property
+    def body(self) -> bytes:
+        """The message as compact JSON: exactly as sent, when made from its bytes."""
+        if self._body is None:
+            assert self._model is not None
+            self._body = self._model.model_dump_json().encode()
+        return self._body
+
+
+class TicketOut(_ModelOrJson[Ticket]):
     """A ticket version for ``station``'s screen, as a model or as its JSON.
 
     The router makes these from the bytes it stored (``TicketOut.sent``): adapters publish
@@ -95,12 +125,11 @@ class TicketOut:
     are written on first use instead.
     """
 
-    __slots__ = ("_body", "_ticket", "station", "ticket_id", "version")
+    __slots__ = ("station", "ticket_id", "version")
 
     def __init__(self, ticket: Ticket, body: bytes | None = None) -> None:
         """A version from its model (and, optionally, its bytes as sent)."""
-        self._ticket: Ticket | None = ticket
-        self._body = body
+        super().__init__(ticket, body)
         self.ticket_id: UUID = ticket.ticket_id
         self.version: int = ticket.version
         self.station: str = ticket.station
@@ -109,67 +138,42 @@ class TicketOut:
     def sent(cls, ticket_id: UUID, version: int, station: str, body: bytes) -> TicketOut:
         """A version known by its bytes (``body`` is the JSON of a ``Ticket`` with these)."""
         out = cls.__new__(cls)
-        out._ticket, out._body = None, body  # noqa: SLF001 - its own class's slots
+        _ModelOrJson.__init__(out, None, body)
         out.ticket_id, out.version, out.station = ticket_id, version, station
         return out
 
     @property
     def ticket(self) -> Ticket:
         """The version as a model."""
-        if self._ticket is None:
-            assert self._body is not None
-            self._ticket = Ticket.model_validate_json(self._body)
-        return self._ticket
-
-    @property
-    def body(self) -> bytes:
-        """The version as compact JSON, exactly as sent."""
-        if self._body is None:
-            assert self._ticket is not None
-            self._body = self._ticket.model_dump_json().encode()
-        return self._body
+        return self._as_model(Ticket)
 
     def __repr__(self) -> str:
         """Which version, for logs and test failures."""
         return f"TicketOut({self.ticket_id}, v{self.version} to {self.station})"
 
 
-class StatusOut:
-    """An order's new state, as a model or as its JSON (``StatusOut.sent``, from the router).
+class StatusOut(_ModelOrJson[OrderStatusUpdate]):
+    """An order's new state, as a model or as its JSON (``StatusOut.sent``, from the router)."""
 
-    Whichever it was made from, the other is made on first use.
-    """
-
-    __slots__ = ("_body", "_update", "order_id")
+    __slots__ = ("order_id",)
 
     def __init__(self, update: OrderStatusUpdate) -> None:
         """An update from its model."""
-        self._update: OrderStatusUpdate | None = update
-        self._body: bytes | None = None
+        super().__init__(update, None)
         self.order_id: UUID = update.order_id
 
     @classmethod
     def sent(cls, order_id: UUID, body: bytes) -> StatusOut:
         """An update known by its bytes (``body`` is the JSON of an ``OrderStatusUpdate``)."""
         out = cls.__new__(cls)
-        out._update, out._body, out.order_id = None, body, order_id  # noqa: SLF001 - own class
+        _ModelOrJson.__init__(out, None, body)
+        out.order_id = order_id
         return out
 
     @property
     def update(self) -> OrderStatusUpdate:
         """The update as a model."""
-        if self._update is None:
-            assert self._body is not None
-            self._update = OrderStatusUpdate.model_validate_json(self._body)
-        return self._update
-
-    @property
-    def body(self) -> bytes:
-        """The update as compact JSON."""
-        if self._body is None:
-            assert self._update is not None
-            self._body = self._update.model_dump_json().encode()
-        return self._body
+        return self._as_model(OrderStatusUpdate)
 
     def __repr__(self) -> str:
         """Which order, for logs and test failures."""
