@@ -423,9 +423,14 @@ def main(argv: list[str]) -> int:
     """Run the demo; returns the exit code (0 after Ctrl-C, SIGTERM or ``--duration``)."""
     args = _parser().parse_args(argv)
     console = Console(stderr=False)
-    handler: logging.Handler = (
-        logging.StreamHandler() if args.no_ui else RichHandler(console=console, show_path=False)
-    )
+    handler: logging.Handler
+    if args.no_ui:
+        handler = logging.StreamHandler()
+    else:
+        handler = RichHandler(console=console, show_path=False)
+        # RichHandler draws the time and the level itself; left without a formatter, it would get
+        # basicConfig's default "%(levelname)s:%(name)s:%(message)s" and show the level twice.
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     # The simulated appliances' servers log what the demo handles itself (a taken port, which
     # it moves; clients that go away); the gateway reports every device's health on its own.
