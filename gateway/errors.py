@@ -14,6 +14,8 @@ store that calls the library.
     │   └── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
     ├── BrokerStartError         the demo could not start any broker
     ├── AuditError               the audit log cannot be written: appliance writes are refused
+    ├── ServiceFailed            a service failed to start or run (carries service, cause)
+    ├── RouteConflict            two adapters claim overlapping MQTT topic filters (a wiring bug)
     └── DeviceError              a Modbus device could not be read or written (carries device)
         ├── DeviceTimeout        no answer within the request timeout (carries timeout_s)
         ├── DeviceUnavailable    no connection to the device (carries reason)
@@ -210,4 +212,47 @@ class AuditError(GatewayError):
         super().__init__(
             f"cannot write the audit log {path}: {reason}; appliance writes are refused until "
             "it can be written (free disk space or fix the permissions of the state directory)"
+        )
+
+
+class ServiceFailed(GatewayError):
+    """A service of the gateway could not start, or one of its loops failed.
+
+    Whichever service it was, this is what leaves the supervisor (``gateway.lifecycle``): one
+    exception type, one line for the operator, exit code 1.
+
+    Attributes:
+        service: the service's name (``store``, ``mqtt``, ``orders``, ...).
+        cause: what it raised.
+    """
+
+    def __init__(self, service: str, cause: BaseException) -> None:
+        """Keep the service and the cause."""
+        self.service = service
+        self.cause = cause
+        detail = str(cause) or type(cause).__name__
+        if not isinstance(cause, GatewayError):
+            detail = f"{type(cause).__name__}: {detail} (a bug: please report it with the log)"
+        super().__init__(f"{service} stopped: {detail}")
+
+
+class RouteConflict(GatewayError):
+    """Two adapters claim MQTT topic filters that can match the same topic (a wiring bug).
+
+    Attributes:
+        topic_filter: the filter being claimed.
+        owner: who claimed it.
+        other_filter: the filter already claimed that overlaps it.
+        other_owner: who claimed that one.
+    """
+
+    def __init__(self, topic_filter: str, owner: str, other_filter: str, other_owner: str) -> None:
+        """Keep both claims."""
+        self.topic_filter = topic_filter
+        self.owner = owner
+        self.other_filter = other_filter
+        self.other_owner = other_owner
+        super().__init__(
+            f"{owner} claims MQTT topic filter {topic_filter!r}, which overlaps "
+            f"{other_filter!r} of {other_owner}: each topic must have exactly one handler"
         )

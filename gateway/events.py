@@ -207,3 +207,12 @@ class Outbox(Protocol):
     def ack(self, token: object) -> None:
         """Acknowledge the wire message behind ``token`` (its effects are durable now)."""
         ...
+
+    def fail(self, token: object, error: Exception) -> None:
+        """The service could not handle the message behind ``token`` (a bug, not bad input).
+
+        The adapter hands it to the service again, up to a bounded number of attempts, then
+        records it as a dead letter (counted, alerted) and acknowledges it, so that one message
+        never holds a flow-control slot for good.
+        """
+        ...

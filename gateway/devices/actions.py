@@ -171,6 +171,9 @@ class _Tap:
     def ack(self, token: object) -> None:
         self._inner.ack(token)
 
+    def fail(self, token: object, error: Exception) -> None:
+        self._inner.fail(token, error)
+
 
 class ActionService:
     """Ticket events in, guarded writes out. Use as an async context manager.
