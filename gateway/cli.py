@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from gateway.config import load_site
 from gateway.contract_docs import stale_docs, write_docs
 from gateway.errors import ConfigError, GatewayError
+from gateway.site_file import load_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping, Sequence

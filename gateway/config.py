@@ -1,11 +1,12 @@
-"""The site file: one TOML file per restaurant, parsed once into a frozen pydantic tree.
+"""The site file's models: one TOML file per restaurant, as one frozen pydantic tree.
 
-``load_site(path)`` returns a :class:`SiteConfig` or raises :class:`gateway.errors.ConfigError`
-listing *every* problem at once, each with the key and a fix. Schema problems (wrong types, unknown
-keys) come from pydantic; cross-references (unknown group, a station's backup that does not exist,
-an item that routes to no station or to two) are checked by
-:func:`gateway.config_check.check_site`
-and by the validators here.
+This module holds the models and nothing that reads a file, so every module can import the types
+without importing the checks. :func:`gateway.site_file.load_site` reads the file and returns a
+:class:`SiteConfig`, or raises :class:`gateway.errors.ConfigError` listing *every* problem at once,
+each with the key and a fix: schema problems (wrong types, unknown keys) from these models through
+:func:`problems_from_validation`, cross-references (unknown group, a station's backup that does
+not exist, an item that routes to no station or to two) from
+:func:`gateway.site_file.check_site`.
 
 Secrets never need to be in the file: the MQTT password comes from ``GATEWAY_MQTT_PASSWORD`` or from
 the file named by ``mqtt.password_file``.
@@ -14,7 +15,6 @@ the file named by ``mqtt.password_file``.
 from __future__ import annotations
 
 import os
-import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -29,7 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.errors import ConfigError, ConfigProblem
+from gateway.contract import Dining
+from gateway.errors import ConfigProblem
 
 #: Identifiers used in topics: must fill a topic level and never be an MQTT wildcard.
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -39,14 +40,6 @@ class Frozen(BaseModel):
     """Base of every config model: immutable, and unknown keys are errors (typos get caught)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Dining(StrEnum):
-    """How the guest eats: routing may differ (takeaway goes to the pass, not the table)."""
-
-    DINE_IN = "dine_in"
-    TAKEAWAY = "takeaway"
-    DELIVERY = "delivery"
 
 
 class SiteInfo(Frozen):
@@ -326,53 +319,3 @@ def problems_from_validation(err: ValidationError) -> list[ConfigProblem]:
         )
         for e in err.errors()
     ]
-
-
-def parse_site(data: dict[str, object], path: Path | None = None) -> SiteConfig:
-    """Validate an already-parsed TOML mapping; raise ConfigError with every problem found."""
-    try:
-        cfg = SiteConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(path, problems_from_validation(err)) from None
-    # Imported here: the routing rules module depends on this one for its types.
-    from gateway.config_check import check_site  # noqa: PLC0415
-
-    problems = check_site(cfg)
-    if problems:
-        raise ConfigError(path, problems)
-    return cfg
-
-
-def load_site(path: Path) -> SiteConfig:
-    """Read and validate a site file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(
-            path, [ConfigProblem("(file)", f"cannot read: {err.strerror}", "check the path")]
-        ) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            path, [ConfigProblem("(file)", f"not valid TOML: {err}", "fix the syntax")]
-        ) from None
-    return _relative_to(parse_site(data, path), path.parent)
-
-
-def _relative_to(cfg: SiteConfig, base: Path) -> SiteConfig:
-    """Resolve the file's relative paths against its own directory, not the working directory.
-
-    ``gateway run --config /etc/gateway/site.toml`` started from ``/`` must not put its state in
-    ``/state``. Paths given on the command line stay relative to where the command runs.
-    """
-
-    def fix(p: Path) -> Path:
-        return p if p.is_absolute() else base / p
-
-    state = cfg.state.model_copy(update={"dir": fix(cfg.state.dir)})
-    mqtt = cfg.mqtt
-    if mqtt.password_file is not None:
-        mqtt = mqtt.model_copy(update={"password_file": fix(mqtt.password_file)})
-    dirs = tuple(fix(d) for d in cfg.devices_profiles)
-    return cfg.model_copy(update={"state": state, "mqtt": mqtt, "devices_profiles": dirs})

@@ -34,13 +34,21 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from gateway.config import Dining
-
 CONTRACT_VERSION = 1
 
 #: A device, station, table or item id as it appears in topics and messages.
 WireId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Note = Annotated[str, StringConstraints(max_length=200)]
+
+
+# Owned here, where orders name it; the site file's routes name it too, so gateway.config imports
+# it from this module. Its docstring is the schema's description: changing it changes the contract.
+class Dining(StrEnum):
+    """How the guest eats: routing may differ (takeaway goes to the pass, not the table)."""
+
+    DINE_IN = "dine_in"
+    TAKEAWAY = "takeaway"
+    DELIVERY = "delivery"
 
 
 class Inbound(BaseModel):

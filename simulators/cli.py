@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from gateway.config import SiteConfig, load_site
 from gateway.errors import GatewayError
+from gateway.site_file import load_site
 from gateway.transport.url import parse_broker_url
 from simulators.arrivals import Burst, DinnerCurve, DinnerService, FixedRate, Schedule
 from simulators.kds import KitchenScreens
@@ -23,6 +23,8 @@ from simulators.tablets import TabletFleet
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from gateway.config import SiteConfig
 
 __all__ = [
     "find_config",

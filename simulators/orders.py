@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from gateway.config import Dining, SiteConfig
-from gateway.contract import FireCourse, OrderLine, OrderRequest, VoidLine
+from gateway.contract import Dining, FireCourse, OrderLine, OrderRequest, VoidLine
 from gateway.routing.rules import Resolution, RouteTable
 
 if TYPE_CHECKING:
     import random
 
     from gateway.clock import Clock
-    from gateway.config import Item
+    from gateway.config import Item, SiteConfig
 
 __all__ = ["MALFORMED_KINDS", "ExpectedLine", "GeneratedOrder", "OrderFactory"]
 

@@ -82,7 +82,7 @@ class CountingOutbox:
 
 
 def site(devices: int, interval: float, profile: str, profiles: Path, state: Path):
-    from gateway.config import parse_site  # noqa: PLC0415
+    from gateway.site_file import parse_site  # noqa: PLC0415
 
     return parse_site(
         {

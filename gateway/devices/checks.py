@@ -1,6 +1,6 @@
 """Config checks of the site's ``[[devices]]``: every problem at once, each with its fix.
 
-Called by :func:`gateway.config_check.check_site` when the site file is loaded, so a device with
+Called by :func:`gateway.site_file.check_site` when the site file is loaded, so a device with
 an unknown profile or a write range wider than its profile's stops the gateway at start-up with a
 message naming the key, instead of surfacing at the first poll or the first write.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from gateway.devices.actions import check_actions
 from gateway.devices.guard import check_device_writes
 from gateway.devices.plan import plan_reads
 from gateway.devices.profile import load_profiles
@@ -79,9 +80,6 @@ def check_devices(
             continue
         problems += _modbus(key, d, profile, addresses)
     problems += check_device_writes(profiles, cfg.devices)
-    # Imported here: actions import the guard, which imports this package's codec.
-    from gateway.devices.actions import check_actions  # noqa: PLC0415
-
     problems += check_actions(cfg.appliance_actions, cfg, profiles)
     return problems
 

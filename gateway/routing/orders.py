@@ -17,8 +17,8 @@ from datetime import datetime  # noqa: TC003 - runtime: a TypeAdapter may read t
 from typing import TYPE_CHECKING, Final
 from uuid import UUID  # noqa: TC003 - same
 
-from gateway.config import Dining, Item, Modifier, SiteConfig, StationKind
-from gateway.contract import FieldError, Money, OrderLine, OrderRequest
+from gateway.config import Item, Modifier, SiteConfig, StationKind
+from gateway.contract import Dining, FieldError, Money, OrderLine, OrderRequest
 from gateway.routing.rules import Ambiguous, Resolution, RouteTable, Unrouted
 
 if TYPE_CHECKING:

@@ -14,8 +14,13 @@ from uuid import NAMESPACE_URL, UUID
 
 from pydantic import Field, TypeAdapter
 
-from gateway.config import Dining  # noqa: TC001 - pydantic reads the dataclasses' annotations
-from gateway.contract import OrderState, OrderStatusUpdate, Ticket, TicketStatus
+from gateway.contract import (
+    Dining,
+    OrderState,
+    OrderStatusUpdate,
+    Ticket,
+    TicketStatus,
+)
 from gateway.routing.jsonw import BOOL, opt_int, opt_str, opt_time, string, time
 
 if TYPE_CHECKING:

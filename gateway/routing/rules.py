@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from gateway.config import Dining, Route, SiteConfig, StationKind
+from gateway.config import Route, SiteConfig, StationKind
+from gateway.contract import Dining
 from gateway.errors import ConfigProblem
 
 if TYPE_CHECKING:

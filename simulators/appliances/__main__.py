@@ -59,7 +59,7 @@ def _build(args: argparse.Namespace) -> list[SimulatedAppliance]:
     dirs: tuple[Path, ...] = ()
     cfg = None
     if args.config is not None:
-        from gateway.config import load_site  # noqa: PLC0415 -- only with --config
+        from gateway.site_file import load_site  # noqa: PLC0415 -- only with --config
 
         cfg = load_site(find_config(args.config))
         dirs = cfg.devices_profiles

@@ -19,8 +19,8 @@ import pytest
 import uvloop
 
 from gateway.app import Gateway
-from gateway.config import parse_site
 from gateway.devices.profile import load_profiles
+from gateway.site_file import parse_site
 from gateway.transport.mqtt import MqttClient
 from simulators.appliances.server import SimulatedAppliance
 

@@ -10,7 +10,7 @@ import pytest
 import uvloop
 
 from gateway.app import Gateway
-from gateway.config import load_site
+from gateway.site_file import load_site
 from gateway.transport.broker import MosquittoProcess
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,6 @@ from pymodbus.server import ModbusTcpServer
 
 from gateway.cli import main
 from gateway.clock import SystemClock
-from gateway.config import load_site
 from gateway.contract import OrderLine, OrderRequest
 from gateway.devices.actions import ActionRule, ActionService, Catalog, check_actions
 from gateway.devices.audit import AuditLog
@@ -39,6 +38,7 @@ from gateway.events import TicketOut
 from gateway.routing.kitchen import Kitchen, SendTicket
 from gateway.routing.orders import OrderValidator, PricedOrder
 from gateway.routing.rules import RouteTable
+from gateway.site_file import load_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator

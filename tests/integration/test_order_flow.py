@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 import uvloop
 
-from gateway.config import load_site
 from gateway.contract import Alert
+from gateway.site_file import load_site
 from gateway.transport.mqtt import InboundMessage, MqttClient
 from simulators.arrivals import Burst, FixedRate
 from simulators.kds import KitchenScreens

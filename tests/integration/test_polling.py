@@ -22,19 +22,20 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gateway.app import Gateway
 from gateway.clock import SystemClock
-from gateway.config import SiteConfig, load_site, parse_site
 from gateway.contract import DeviceState
 from gateway.devices.audit import AuditLog
 from gateway.devices.events import AvailabilityChanged, DeviceReadings
 from gateway.devices.guard import Approved, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import load_profiles
 from gateway.devices.service import DeviceService, Tuning
+from gateway.site_file import load_site, parse_site
 from gateway.transport.broker import free_port
 from gateway.transport.mqtt import InboundMessage, MqttClient
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
+    from gateway.config import SiteConfig
     from gateway.devices.events import DeviceEvent
     from gateway.transport.broker import MosquittoProcess
 

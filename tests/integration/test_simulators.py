@@ -20,7 +20,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.clock import ScaledClock
 from gateway.codec import DecodeFailure, decode_command, decode_order, encode
-from gateway.config import DeviceInstance, SiteConfig, load_site
+from gateway.config import DeviceInstance, SiteConfig
 from gateway.contract import (
     CommandReply,
     DeviceState,
@@ -41,6 +41,7 @@ from gateway.demo import probe_broker
 from gateway.demo_appliances import DemoAppliances
 from gateway.devices.profile import load_profiles
 from gateway.routing.rules import Resolution, RouteTable
+from gateway.site_file import load_site
 from gateway.transport.broker import free_port
 from gateway.transport.mqtt import InboundMessage, MqttClient
 from simulators.arrivals import Burst, FixedRate

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from gateway.cli import effective_config, main
-from gateway.config import load_site
 from gateway.errors import BrokerUnavailable, StoreFull
+from gateway.site_file import load_site
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator

@@ -23,8 +23,8 @@ from gateway.codec import (
     encode,
     error_path,
 )
-from gateway.config import Dining
 from gateway.contract import (
+    Dining,
     FieldError,
     FireCourse,
     Heartbeat,

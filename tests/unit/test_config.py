@@ -1,4 +1,4 @@
-"""The site file: schema (config.py) and cross-reference checks (config_check.py)."""
+"""The site file: schema (config.py), reading and cross-reference checks (site_file.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gateway.config import (
-    Dining,
-    Route,
-    SiteConfig,
-    StationKind,
-    Tables,
-    load_site,
-    parse_site,
-)
+from gateway.config import Route, SiteConfig, StationKind, Tables
+from gateway.contract import Dining
 from gateway.errors import ConfigError, ConfigProblem
+from gateway.site_file import load_site, parse_site
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-site.toml"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from gateway.config import DeviceInstance, load_site
+from gateway.config import DeviceInstance
 from gateway.contract import DeviceState
 from gateway.demo_appliances import (
     Moved,
@@ -18,6 +18,7 @@ from gateway.demo_appliances import (
     simulated_address,
 )
 from gateway.devices.profile import load_profiles
+from gateway.site_file import load_site
 
 DEMO = load_site(Path(__file__).resolve().parents[2] / "examples" / "demo-site.toml")
 PROFILES = load_profiles()

@@ -12,10 +12,11 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.clock import ManualClock
-from gateway.config import DeviceInstance, Dining, parse_site
+from gateway.config import DeviceInstance
 from gateway.contract import (
     Alert,
     AlertLevel,
+    Dining,
     OrderLine,
     OrderRequest,
     Ticket,
@@ -36,6 +37,7 @@ from gateway.events import AlertOut, TicketOut
 from gateway.routing.kitchen import Kitchen, SendTicket
 from gateway.routing.orders import OrderValidator, PricedOrder
 from gateway.routing.rules import RouteTable
+from gateway.site_file import parse_site
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gateway.config import SiteConfig, parse_site
+from gateway.config import SiteConfig
 from gateway.devices.checks import check_devices
 from gateway.errors import ConfigError
+from gateway.site_file import parse_site
 
 if TYPE_CHECKING:
     from pathlib import Path

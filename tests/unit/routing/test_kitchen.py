@@ -13,11 +13,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.codec import encode
-from gateway.config import Dining, SiteConfig, StationKind, load_site, parse_site
-from gateway.contract import KdsAction, OrderLine, OrderRequest, OrderState, Ticket, TicketStatus
+from gateway.config import SiteConfig, StationKind
+from gateway.contract import (
+    Dining,
+    KdsAction,
+    OrderLine,
+    OrderRequest,
+    OrderState,
+    Ticket,
+    TicketStatus,
+)
 from gateway.routing.kitchen import Changes, Kitchen, KitchenError, SendStatus, SendTicket
 from gateway.routing.orders import OrderValidator, PricedLine, PricedOrder
 from gateway.routing.rules import RouteTable
+from gateway.site_file import load_site, parse_site
 
 if TYPE_CHECKING:
     from gateway.routing.kitchen import Effect

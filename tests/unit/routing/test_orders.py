@@ -12,10 +12,11 @@ from uuid import UUID, uuid4
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Dining, SiteConfig, StationKind, load_site
-from gateway.contract import FieldError, Money, OrderLine, OrderRequest
+from gateway.config import SiteConfig, StationKind
+from gateway.contract import Dining, FieldError, Money, OrderLine, OrderRequest
 from gateway.routing.orders import OrderValidator, PricedLine, PricedOrder
 from gateway.routing.rules import RouteTable
+from gateway.site_file import load_site
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo-site.toml"
 PLACED = datetime(2026, 1, 1, 19, 0, tzinfo=UTC)

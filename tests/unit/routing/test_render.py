@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Dining
 from gateway.contract import (
+    Dining,
     Money,
     OrderReply,
     OrderState,

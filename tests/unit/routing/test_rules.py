@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Dining, SiteConfig, StationKind, load_site, parse_site
+from gateway.config import SiteConfig, StationKind
+from gateway.contract import Dining
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.routing.rules import Ambiguous, Resolution, RouteTable, Unrouted, check_routes
+from gateway.site_file import load_site, parse_site
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo-site.toml"
 TAKEAWAY_AND_DELIVERY = ["takeaway", "delivery"]

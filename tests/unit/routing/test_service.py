@@ -28,7 +28,6 @@ from gateway.codec import (
     decode_order,
     encode,
 )
-from gateway.config import SiteConfig, parse_site
 from gateway.contract import (
     CommandReply,
     FireCourse,
@@ -57,10 +56,13 @@ from gateway.events import (
 )
 from gateway.routing import service as service_module
 from gateway.routing.service import OrderService, OrderStats
+from gateway.site_file import parse_site
 from gateway.store.sqlite import Batch, Store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from gateway.config import SiteConfig
 
 DEMO_PATH = Path(__file__).resolve().parents[3] / "examples" / "demo-site.toml"
 DEMO_DATA = tomllib.loads(DEMO_PATH.read_text(encoding="utf-8"))

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import Course, Dining, load_site
-from gateway.contract import OrderLine, OrderRequest
+from gateway.config import Course
+from gateway.contract import Dining, OrderLine, OrderRequest
 from gateway.routing.orders import OrderValidator, PricedLine, PricedOrder
 from gateway.routing.rules import RouteTable
 from gateway.routing.timing import course_fire_times, fire_offsets, line_fire_times
+from gateway.site_file import load_site
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo-site.toml"
 T0 = datetime(2026, 1, 1, 19, 0, tzinfo=UTC)

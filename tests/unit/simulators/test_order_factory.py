@@ -10,9 +10,9 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.codec import DecodeFailure, decode_order
-from gateway.config import load_site
 from gateway.contract import FireCourse, VoidLine
 from gateway.routing.rules import Resolution, RouteTable
+from gateway.site_file import load_site
 from simulators.cli import find_config
 from simulators.orders import MALFORMED_KINDS, OrderFactory
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from gateway.config import load_site
 from gateway.contract import KdsAction, Ticket, TicketItem, TicketStatus
+from gateway.site_file import load_site
 from simulators.cli import find_config
 from simulators.screen_state import PrepTimes, RecentChanges, StationBoard, Verdict
 

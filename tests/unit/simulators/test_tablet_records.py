@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import ManualClock
-from gateway.config import load_site
 from gateway.contract import CommandReply, FieldError, OrderReply, ReplyStatus
+from gateway.site_file import load_site
 from simulators.cli import find_config
 from simulators.orders import OrderFactory
 from simulators.records import CommandRecord, EvenFraction, SentOrder, TabletResult

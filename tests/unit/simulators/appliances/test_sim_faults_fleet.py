@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DeviceInstance, SiteConfig, load_site
+from gateway.config import DeviceInstance, SiteConfig
 from gateway.devices.profile import load_profiles
+from gateway.site_file import load_site
 from simulators.appliances import (
     ApplianceFleet,
     Fault,

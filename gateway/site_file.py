@@ -1,24 +1,94 @@
-"""Cross-reference checks of a parsed site file: every problem at once, each with its fix.
+"""The site file on disk: read its TOML, validate it into a :class:`SiteConfig`, cross-check it.
 
-Pydantic checks each value on its own; this module checks that the values agree with each other
-(ids are unique, references exist, every item routes to exactly one station, names exist in every
-language the tablets show, devices name loaded profiles and only narrow their write ranges).
+``load_site(path)`` returns a :class:`~gateway.config.SiteConfig` or raises
+:class:`~gateway.errors.ConfigError` listing *every* problem at once, each with the key and a fix.
+Schema problems (wrong types, unknown keys) come from pydantic, through the models of
+:mod:`gateway.config`; :func:`check_site` then checks that the values agree with each other (ids
+are unique, references exist, every item routes to exactly one station, names exist in every
+language the tablets show) and hands the devices and the routes to the checks their own packages
+own (:func:`gateway.devices.checks.check_devices`, :func:`gateway.routing.rules.check_routes`).
+
+This module sits above the models and above those checks, which is why it is not part of
+:mod:`gateway.config`: the checks need the models' types, and the models need nothing here.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from gateway.config import StationKind
+from pydantic import ValidationError
+
+from gateway.config import SiteConfig, StationKind, problems_from_validation
 from gateway.devices.checks import check_devices
-from gateway.errors import ConfigProblem
+from gateway.errors import ConfigError, ConfigProblem
 from gateway.routing.rules import check_routes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
-    from gateway.config import SiteConfig
+__all__ = ["check_site", "load_site", "parse_site"]
+
+
+def parse_site(data: dict[str, object], path: Path | None = None) -> SiteConfig:
+    """Validate an already-parsed TOML mapping and cross-check it.
+
+    Args:
+        data: the mapping ``tomllib`` made of the file (or a test built).
+        path: the file it came from, named in the error; None when there is none.
+
+    Raises:
+        ConfigError: with every problem found, schema and cross-references alike.
+    """
+    try:
+        cfg = SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(path, problems_from_validation(err)) from None
+    problems = check_site(cfg)
+    if problems:
+        raise ConfigError(path, problems)
+    return cfg
+
+
+def load_site(path: Path) -> SiteConfig:
+    """Read, validate and cross-check a site file; its relative paths are made relative to it.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or has problems (every one of them).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", f"cannot read: {err.strerror}", "check the path")]
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            path, [ConfigProblem("(file)", f"not valid TOML: {err}", "fix the syntax")]
+        ) from None
+    return _relative_to(parse_site(data, path), path.parent)
+
+
+def _relative_to(cfg: SiteConfig, base: Path) -> SiteConfig:
+    """Resolve the file's relative paths against its own directory, not the working directory.
+
+    ``gateway run --config /etc/gateway/site.toml`` started from ``/`` must not put its state in
+    ``/state``. Paths given on the command line stay relative to where the command runs.
+    """
+
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    state = cfg.state.model_copy(update={"dir": fix(cfg.state.dir)})
+    mqtt = cfg.mqtt
+    if mqtt.password_file is not None:
+        mqtt = mqtt.model_copy(update={"password_file": fix(mqtt.password_file)})
+    dirs = tuple(fix(d) for d in cfg.devices_profiles)
+    return cfg.model_copy(update={"state": state, "mqtt": mqtt, "devices_profiles": dirs})
 
 
 def check_site(cfg: SiteConfig) -> list[ConfigProblem]:
