@@ -8,23 +8,38 @@ store that calls the library.
 
     GatewayError
     ├── ConfigError              the site file is wrong; carries every problem found
+    ├── CommandRejected          a tablet's command cannot apply; the sender is told why
+    │   ├── KitchenError         (routing.records) unknown order or line, a voided line...
+    │   │                        (carries path and message)
+    │   └── InvalidLine          (routing.commands) a modified line no longer validates
+    │                            (carries errors)
     ├── TransportError           the MQTT broker could not be reached or used
-    │   └── BrokerUnavailable    connect failed or timed out (carries url and reason)
+    │   ├── BrokerUnavailable    connect failed or timed out (carries url and reason)
+    │   └── ConnectRefused       (transport.connect) CONNACK with a failure code (carries
+    │                            code, reason, transient); transport.link makes it
+    │                            BrokerUnavailable
     ├── StoreError               durable state could not be read or written
     │   └── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
     ├── BrokerStartError         the demo could not start any broker
     ├── AuditError               the audit log cannot be written: appliance writes are refused
     ├── ServiceFailed            a service failed to start or run (carries service, cause)
     ├── RouteConflict            two adapters claim overlapping MQTT topic filters (a wiring bug)
+    ├── CodecError               (devices.codec) a value does not fit a point's registers
+    │                            (carries point); also a ValueError
     └── DeviceError              a Modbus device could not be read or written (carries device)
         ├── DeviceTimeout        no answer within the request timeout (carries timeout_s)
         ├── DeviceUnavailable    no connection to the device (carries reason)
         └── DeviceRefused        a Modbus exception response (carries code and function)
 
+Classes drawn with a module in parentheses are defined there, next to the code that raises them
+(their callers import them from there); the others are defined here.
+
 pymodbus exceptions become ``DeviceError`` in ``gateway.devices.connection`` only.
 
 A rejected order is not an exception: it is an ordinary result (``Rejection``) sent back to the
-tablet. Exceptions are for conditions an operator has to act on.
+tablet. Exceptions are for conditions an operator has to act on, with one deliberate departure:
+``CommandRejected``, raised from deep inside the kitchen's handling of a command and always
+caught by the routing service, which sends its reason back in the ``CommandReply``.
 """
 
 from __future__ import annotations
@@ -74,6 +89,15 @@ class ConfigError(GatewayError):
         where = str(path) if path is not None else "configuration"
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{where}: {len(problems)} problem(s)\n{lines}")
+
+
+class CommandRejected(GatewayError):
+    """A tablet's command (fire a course, void or modify a line) cannot apply.
+
+    Never meant to reach an operator: :mod:`gateway.routing.service` catches it and sends the
+    reason back to the sender as a rejected ``CommandReply``. The subclasses say what is wrong
+    and carry it as attributes.
+    """
 
 
 class TransportError(GatewayError):

@@ -48,6 +48,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from gateway.devices.profile import PointType
+from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,8 +78,11 @@ _INT_RANGES: dict[PointType, tuple[int, int]] = {
 _FLOATS = frozenset({PointType.F32, PointType.F64})
 
 
-class CodecError(ValueError):
+class CodecError(GatewayError, ValueError):
     """A value cannot be represented in a point's registers (or the words do not fit the point).
+
+    Still a ``ValueError`` (it is a bad value, and callers that check values catch that), and a
+    ``GatewayError`` like every error the gateway raises on purpose.
 
     Attributes:
         point: id of the point concerned.

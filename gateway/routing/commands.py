@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.contract import FireCourse, ModifyLine, OrderLine
+from gateway.errors import CommandRejected
 from gateway.routing.records import KitchenError
 
 if TYPE_CHECKING:
@@ -18,8 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["InvalidLine", "apply_command"]
 
 
-class InvalidLine(Exception):
-    """A modified line that no longer validates (the errors go back to the sender)."""
+class InvalidLine(CommandRejected):
+    """A modified line that no longer validates (the errors go back to the sender).
+
+    Attributes:
+        errors: the validator's errors, each naming the field at fault.
+    """
 
     def __init__(self, errors: list[FieldError]) -> None:
         """Keep the validator's errors."""

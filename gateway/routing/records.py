@@ -21,6 +21,7 @@ from gateway.contract import (
     Ticket,
     TicketStatus,
 )
+from gateway.errors import CommandRejected
 from gateway.routing.jsonw import BOOL, opt_int, opt_str, opt_time, string, time
 
 if TYPE_CHECKING:
@@ -199,8 +200,13 @@ class SendStatus:
 Effect = SendTicket | SendStatus
 
 
-class KitchenError(Exception):
-    """A command that cannot apply (unknown order, line already cooked...): told to the sender."""
+class KitchenError(CommandRejected):
+    """A command that cannot apply (unknown order, line already cooked...): told to the sender.
+
+    Attributes:
+        path: the command's field at fault (``order_id``, ``line_id``, ``course``).
+        message: what is wrong with it, for the sender.
+    """
 
     def __init__(self, path: str, message: str) -> None:
         """Keep where and what."""

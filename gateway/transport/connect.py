@@ -7,6 +7,8 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from gateway.errors import TransportError
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -20,15 +22,23 @@ log = logging.getLogger(__name__)
 _TRANSIENT_REFUSALS = frozenset({0x88, 0x89, 0x97, 0x9F})
 
 
-class ConnectRefused(Exception):
+class ConnectRefused(TransportError):
     """The broker answered CONNECT with a failure reason code.
 
+    Raised by the MQTT client's connect attempt and handled inside ``gateway.transport``:
+    :func:`retry_connect` retries the transient ones, and ``gateway.transport.link`` turns a
+    lasting one into :class:`~gateway.errors.BrokerUnavailable` for everyone else.
+
     Attributes:
+        code: the MQTT 5 reason code.
+        reason: the broker's refusal in words.
         transient: whether retrying may help (server busy, say) or not (bad credentials).
     """
 
     def __init__(self, code: int, reason: str) -> None:
         """Keep the MQTT 5 reason code (3.1.1 codes are mapped to it by paho)."""
+        self.code = code
+        self.reason = reason
         self.transient = code in _TRANSIENT_REFUSALS
         super().__init__(f"broker refused the connection: {reason}")
 
