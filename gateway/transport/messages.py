@@ -61,12 +61,16 @@ class MqttStats:
     Attributes:
         received: messages delivered to us.
         published: publishes the broker acknowledged (QoS 0: written to the socket).
-        publish_dropped: publishes refused by ``publish()`` (pending limit reached, or QoS 0
-            while disconnected) or by the broker (failure reason code in its PUBACK).
+        publish_dropped: QoS > 0 publishes refused by ``publish()`` (pending limit reached)
+            or by the broker (failure reason code in its PUBACK).
         reconnects: successful reconnects after a lost connection.
         pending_publishes: QoS > 0 publishes not yet acknowledged by the broker.
         read_pauses: times reading stopped because ``receive_maximum`` messages awaited the
             caller's ack (the backlog then waits in the broker).
+        qos0_dropped: QoS 0 publishes refused by ``publish()`` (disconnected, or the unsent
+            bound reached) or accepted and then lost unsent with the connection.
+        qos0_unsent: QoS 0 publishes accepted and not yet written to the socket.
+        qos0_unsent_bytes: their payload and topic bytes.
     """
 
     received: int
@@ -75,3 +79,6 @@ class MqttStats:
     reconnects: int
     pending_publishes: int
     read_pauses: int = 0
+    qos0_dropped: int = 0
+    qos0_unsent: int = 0
+    qos0_unsent_bytes: int = 0

@@ -6,6 +6,18 @@ paho's socket callbacks register its socket with the running loop (``add_reader`
 manual: a QoS 1 message is PUBACKed only when the caller calls ``ack()`` after its durable commit,
 so a crash before the commit makes the broker redeliver it (``RELIABILITY.md``).
 
+Two ways through paho (``paths``): the gateway's fast paths, which override private paho
+methods and so run only on the paho-mqtt version pyproject.toml pins, and paho's own, taken
+(with one warning) on any other version. The environment variable ``GATEWAY_MQTT_PATHS``
+forces one: ``paho`` (paho's own code, e.g. to compare or to rule ours out), ``fast``, or
+``auto`` (the default). Both keep every rule below; ``MqttClient.paths`` says which one runs.
+
+Publishes are bounded in memory whatever their QoS: ``max_pending_publishes`` QoS > 0 ones
+awaiting their PUBACK, and for QoS 0 (telemetry) what paho holds unsent behind a full socket
+(``max_unsent_qos0`` messages, ``max_unsent_qos0_bytes``). Beyond a bound ``publish()`` drops
+the newest and returns False; drops are counted apart by QoS in ``stats`` and logged once when
+they start and once when they stop.
+
 Example::
 
     async with MqttClient(url, "gateway-1", will=Will("gw/status", b"offline")) as mqtt:
@@ -31,16 +43,15 @@ from paho.mqtt.properties import Properties
 from gateway.errors import TransportError
 from gateway.transport.connect import ConnectRefused, open_tcp
 from gateway.transport.deliveries import Deliveries
-from gateway.transport.fastio import FastIO
-from gateway.transport.lean import LeanPaths
 from gateway.transport.link import Link
 from gateway.transport.messages import InboundMessage, MessageHandler, MqttStats, Will
+from gateway.transport.paths import FastPahoClient, PahoClient, Paths, choose_paths
 from gateway.transport.url import parse_broker_url
 
 if TYPE_CHECKING:
     from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["InboundMessage", "MessageHandler", "MqttClient", "MqttStats", "Will"]
+__all__ = ["InboundMessage", "MessageHandler", "MqttClient", "MqttStats", "Paths", "Will"]
 
 log = logging.getLogger(__name__)
 
@@ -50,41 +61,14 @@ log = logging.getLogger(__name__)
 # because paho rescanned its whole window on every PUBACK. LeanPaths (lean.py) keeps its own
 # queue, so a wide window costs nothing per PUBACK, and it keeps publishing going while the
 # broker is slow to acknowledge. Lowered to the broker's Receive Maximum when that is smaller
-# (Mosquitto's default is 20), since paho 2.2 ignores it.
+# (Mosquitto's default is 20), since paho 2.2 ignores it. On paho's own paths the window is
+# 100, where that measurement found paho's rescans cheapest.
 _INFLIGHT_WINDOW = 1000
+_PAHO_INFLIGHT_WINDOW = 100
 _KEEPALIVE_TICK_S = 1.0  # paho wants loop_misc() about once a second
 _MAX_PENDING = 60_000  # paho's packet ids are 16-bit; leave room for SUBSCRIBE ids
+_MAX_UNSENT_QOS0 = 5_000  # QoS 0 publishes take packet ids too, until written
 _CLOSE_TIMEOUT_S = 1.0
-
-
-class _Paho(FastIO, LeanPaths, paho.Client):
-    """paho's client plus the hooks the adapter needs; they touch paho internals (pinned to 2.2.x).
-
-    paho's own connect resolves the name and connects a blocking socket, which would stall the
-    event loop for up to its timeout on every retry while the broker's host is down. We connect
-    with ``loop.sock_connect`` instead and hand paho the connected socket here.
-    """
-
-    next_socket: socket.socket | None = None
-
-    def _create_socket_connection(self) -> socket.socket:
-        sock, self.next_socket = self.next_socket, None
-        if sock is None:
-            raise ConnectionError("no connected socket was prepared")
-        return sock
-
-    def abort(self) -> None:
-        """Close the socket without a DISCONNECT packet (paho has no public way)."""
-        self._sock_close()
-
-    def limit_inflight(self, window: int) -> None:
-        """Lower the in-flight window on a live connection (the public setter refuses)."""
-        self._max_inflight_messages = min(self._max_inflight_messages, window)
-
-    def inflight_window(self) -> int:
-        """QoS > 0 publishes put on the wire before waiting for PUBACKs."""
-        window: int = self._max_inflight_messages
-        return window
 
 
 def _check(rc: MQTTErrorCode) -> None:
@@ -126,6 +110,8 @@ class MqttClient(Link):
         keepalive_s: int = 15,
         will: Will | None = None,
         max_pending_publishes: int = 20_000,
+        max_unsent_qos0: int = 1000,
+        max_unsent_qos0_bytes: int = 1 << 20,
         receive_maximum: int = 2000,
         connect_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.1,
@@ -148,6 +134,11 @@ class MqttClient(Link):
             will: last will, published by the broker if we vanish without DISCONNECT.
             max_pending_publishes: QoS > 0 publishes that may await their PUBACK; beyond it
                 ``publish()`` drops the newest and returns False.
+            max_unsent_qos0: QoS 0 publishes that may wait unsent in memory (behind a full
+                socket: a stalled broker or link); beyond it ``publish()`` drops the newest
+                and returns False.
+            max_unsent_qos0_bytes: the same bound in payload and topic bytes; one publish is
+                always accepted when none waits, however large.
             receive_maximum: QoS > 0 messages the broker may send us before we acknowledge
                 (MQTT 5 Receive Maximum): the bound on what waits in this process for the
                 caller's commit; the rest waits in the broker. MQTT 3.1.1 has no such
@@ -169,6 +160,10 @@ class MqttClient(Link):
             raise ValueError(f"client_id must be non-empty without '#' or '+': {client_id!r}")
         if not 0 < max_pending_publishes <= _MAX_PENDING:
             raise ValueError(f"max_pending_publishes must be in 1..{_MAX_PENDING}")
+        if not 0 < max_unsent_qos0 <= _MAX_UNSENT_QOS0:
+            raise ValueError(f"max_unsent_qos0 must be in 1..{_MAX_UNSENT_QOS0}")
+        if max_unsent_qos0_bytes < 1:
+            raise ValueError("max_unsent_qos0_bytes must be positive")
         if not 0 < receive_maximum <= 65_535:
             raise ValueError("receive_maximum must be in 1..65535")
         self._receive_maximum = receive_maximum
@@ -178,7 +173,8 @@ class MqttClient(Link):
         # the link be dropped, and heartbeats and telemetry wait too.
         self._max_pause_s = keepalive_s / 2
         self._v5 = (self._address.protocol or protocol) == 5
-        self._paho = _Paho(
+        self._paths: Paths = choose_paths()
+        self._paho = (FastPahoClient if self._paths == "fast" else PahoClient)(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
@@ -189,7 +185,13 @@ class MqttClient(Link):
             username=username, password=password, will=will, keepalive_s=keepalive_s,
             clean_start=clean_start, session_expiry_s=session_expiry_s,
         )  # fmt: skip
-        self._book = Deliveries(max_pending_publishes)
+        # The fast paths' own QoS 1 publish, when they run (paho's own publish otherwise).
+        self._fast = self._paho if isinstance(self._paho, FastPahoClient) else None
+        self._book = Deliveries(
+            max_pending_publishes,
+            max_unsent_qos0=max_unsent_qos0,
+            max_unsent_qos0_bytes=max_unsent_qos0_bytes,
+        )
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, list[str]] = {}
         self._warned_v311 = False
@@ -209,14 +211,16 @@ class MqttClient(Link):
         if self._address.tls:  # caveat: paho's TLS handshake blocks (up to connect_timeout)
             p.tls_set_context(ssl.create_default_context())
         p.connect_timeout = self._connect_timeout_s
-        p.max_inflight_messages_set(_INFLIGHT_WINDOW)
+        fast = isinstance(p, FastPahoClient)
+        p.max_inflight_messages_set(_INFLIGHT_WINDOW if fast else _PAHO_INFLIGHT_WINDOW)
         p.max_queued_messages_set(0)  # we bound pending publishes ourselves, and count drops
         p.on_connect = self._on_connect
         p.on_disconnect = self._on_disconnect
         p.on_message = self._on_message
         p.on_publish = self._on_publish
-        p.on_lean_message = self._on_lean_message
-        p.on_lean_published = self._on_lean_published
+        if isinstance(p, FastPahoClient):
+            p.on_lean_message = self._on_lean_message
+            p.on_lean_published = self._on_lean_published
         p.on_subscribe = self._on_subscribe
         p.on_socket_open = self._on_socket_open
         p.on_socket_close = self._on_socket_close
@@ -235,6 +239,11 @@ class MqttClient(Link):
         )  # fmt: skip
 
     # ---- public API ---------------------------------------------------------------------------
+
+    @property
+    def paths(self) -> Paths:
+        """``"fast"`` or ``"paho"``: the code paths through paho this client takes."""
+        return self._paths
 
     @property
     def stats(self) -> MqttStats:
@@ -291,18 +300,21 @@ class MqttClient(Link):
         MQTT 5 properties; over 3.1.1 they are left out (logged once).
 
         Returns:
-            False, counted in ``stats.publish_dropped``, when ``max_pending_publishes`` QoS > 0
-            publishes are already pending, or for QoS 0 while disconnected; else True.
+            False when the message was dropped: for QoS > 0 (counted in
+            ``stats.publish_dropped``) when ``max_pending_publishes`` are already pending; for
+            QoS 0 (counted in ``stats.qos0_dropped``) while disconnected or when the
+            ``max_unsent_qos0`` / ``max_unsent_qos0_bytes`` bound is reached. Else True.
 
         Raises:
             TransportError: the topic (e.g. it has a wildcard), QoS or payload size is invalid.
         """
-        if self._book.refuse(qos, connected=self._connected):
+        size = len(payload) + len(topic)
+        if self._book.refuse(qos, connected=self._connected, size=size):
             return False
         properties = self._publish_properties(response_topic, correlation_data)
         try:
-            if qos == 1:  # the gateway's every message: paho's work without its Condition
-                rc, mid = self._paho.lean_publish(
+            if qos == 1 and self._fast is not None:  # paho's work without its Condition
+                rc, mid = self._fast.lean_publish(
                     topic, payload, retain=retain, properties=properties
                 )
             else:
@@ -311,9 +323,9 @@ class MqttClient(Link):
         except ValueError as exc:
             raise TransportError(f"cannot publish to {topic!r}: {exc}") from exc
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self._book.drop(f"publish to {topic!r} refused: {paho.error_string(rc)}")
+            self._book.drop(qos, f"publish to {topic!r} refused: {paho.error_string(rc)}")
             return False
-        self._book.sent(mid, qos)
+        self._book.sent(mid, qos, size)
         return True
 
     @property
@@ -428,21 +440,33 @@ class MqttClient(Link):
         )
 
     def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
-        # paho's own path (QoS 2, or before the lean handler is set): the same delivery.
-        raw_topic: bytes = m._topic  # noqa: SLF001 - paho pinned to 2.2.x; ``topic`` decodes it
-        self._on_lean_message(
-            raw_topic, bytes(m.payload), m.qos, bool(m.retain), m.mid, m.properties
-        )
+        # paho's own path (every message on paho's paths, QoS 2 on the fast ones).
+        try:
+            name = m.topic
+        except UnicodeDecodeError:
+            self._bad_topic(m.mid, m.qos)
+            return
+        props = getattr(m, "properties", None)
+        self._deliver(name, bytes(m.payload), m.qos, bool(m.retain), m.mid, props)
 
     def _on_lean_message(  # noqa: PLR0917 - LeanPaths' callback signature
         self, topic: bytes, payload: bytes, qos: int, retain: bool, mid: int, props: Any
     ) -> None:
         try:
             name = topic.decode()
-        except UnicodeDecodeError:  # brokers refuse these; if one slips through, don't jam
-            self._paho.ack(mid, qos)
-            log.warning("dropped a message whose topic is not UTF-8")
+        except UnicodeDecodeError:
+            self._bad_topic(mid, qos)
             return
+        self._deliver(name, payload, qos, retain, mid, props)
+
+    def _bad_topic(self, mid: int, qos: int) -> None:
+        # Brokers refuse these; if one slips through, ack it so it does not jam the session.
+        self._paho.ack(mid, qos)
+        log.warning("dropped a message whose topic is not UTF-8")
+
+    def _deliver(  # noqa: PLR0917 - the fields of one PUBLISH
+        self, name: str, payload: bytes, qos: int, retain: bool, mid: int, props: Any
+    ) -> None:
         msg = InboundMessage(
             topic=name,
             payload=payload,
@@ -512,6 +536,8 @@ class MqttClient(Link):
         sock = self._paho.socket()
         if sock is not None and self._loop is not None:
             self._loop.add_reader(sock, self._on_readable)
+            if self._paho.buffered():  # bytes the socket will not signal again (TLS)
+                self._loop.call_soon(self._on_readable)
 
     def _on_socket_close(self, _c: paho.Client, _u: Any, sock: Any) -> None:
         assert self._loop is not None
