@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,6 +150,9 @@ class OrderService:
         # at most two batches' worth, the one on the writer and the one filling.
         self._reply_cap = max(_REPLY_CACHE, 2 * cfg.state.batch_max)
         self._commit_wanted = asyncio.Event()
+        # Set by the committer whenever it has nothing left to write (``idle``).
+        self._idle = asyncio.Event()
+        self._committing = False
         self._writer: ThreadPoolExecutor | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,7 +165,7 @@ class OrderService:
         self.kitchen.restore(
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
         )
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.
             self._unacked.track(
@@ -174,12 +176,16 @@ class OrderService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._tasks = [
-            self._tg.create_task(self._flusher(), name="orders-flusher"),
-            self._tg.create_task(self._committer(), name="orders-committer"),
-            self._tg.create_task(self._ticker(), name="orders-ticker"),
-        ]
         try:
+            # Before the first order: one refused for a full disk, or accepted onto one, is
+            # decided on a fresh reading, and a long-stopped gateway's old rows go first.
+            self._check_disk()
+            await self._purge()
+            self._tasks = [
+                self._tg.create_task(self._flusher(), name="orders-flusher"),
+                self._tg.create_task(self._committer(), name="orders-committer"),
+                self._tg.create_task(self._ticker(), name="orders-ticker"),
+            ]
             self._outbox.send(MenuOut(self.menu()))
         except BaseException as err:
             await self.__aexit__(type(err), err, err.__traceback__)
@@ -224,14 +230,25 @@ class OrderService:
             if len(self._pending) >= MAX_PENDING:
                 self.stats.heartbeats_dropped += 1
                 return
-            self._screens.heard(event.station, time.monotonic())
+            self._screens.heard(event.station, self._clock.monotonic())
             return
         self._pending.append(event)
         self._wake.set()
 
     def resend_now(self) -> None:
         """Resend every unacknowledged ticket on the next tick (after a broker reconnect)."""
-        self._unacked.all_due(time.monotonic())
+        self._unacked.all_due(self._clock.monotonic())
+
+    async def idle(self) -> None:
+        """Return once every event submitted so far is handled and its batch committed.
+
+        Then the messages of those events are acknowledged and their replies and tickets
+        handed to the outbox. For tests and an orderly stop: it waits on the commits
+        themselves, never on time.
+        """
+        while self._pending or self._open or self._committing:
+            self._idle.clear()
+            await self._idle.wait()
 
     def menu(self) -> Menu:
         """The menu as tablets need it."""
@@ -273,16 +290,25 @@ class OrderService:
                 changes = self.kitchen.take_dirty()
                 batch.snapshots, batch.closed = changes.snapshots, changes.closed
                 batch.acks, batch.tickets = changes.acks, changes.tickets
-                # Raises StoreError: nothing acked, nothing sent; the supervisor restarts us
-                # from disk.
-                await loop.run_in_executor(self._writer, self._store.commit, batch)
+                # The commit's wall time: the store keeps it to purge by age and to find the
+                # replies of the last seconds after a restart (a new process shares no
+                # monotonic clock with the old one).
+                batch.at = self._clock.now().timestamp()
+                self._committing = True
+                try:
+                    # Raises StoreError: nothing acked, nothing sent; the supervisor restarts
+                    # us from disk.
+                    await loop.run_in_executor(self._writer, self._store.commit, batch)
+                finally:
+                    self._committing = False
                 self._after_commit(opened)
+            self._idle.set()
 
     def _after_commit(self, done: _Open) -> None:
         self.stats.batches += 1
         for token in done.tokens:
             self._outbox.ack(token)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for out in latest_status_only(done.outs):
             if isinstance(out, TicketOut):
                 self._unacked.track(out, now + self._cfg.delivery.resend_after_s)
@@ -437,7 +463,7 @@ class OrderService:
         commit of its own, in front of the next order's. Bumps and item_done are kept until
         committed: nobody would send them again.
         """
-        self._screens.heard(ev.station, time.monotonic())
+        self._screens.heard(ev.station, self._clock.monotonic())
         e = ev.event
         if isinstance(e, DecodeFailure):
             self.stats.bad_kds_messages += 1
@@ -456,17 +482,19 @@ class OrderService:
     # --- timers ---------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        next_disk = next_purge = 0.0
+        clock = self._clock
+        start = clock.monotonic()
+        # The disk was checked and old rows purged at start.
+        next_disk, next_purge = start + _DISK_CHECK_S, start + _PURGE_EVERY_S
         while True:
-            await asyncio.sleep(_TICK_S)
-            mono = time.monotonic()
+            await clock.sleep(_TICK_S)
+            mono = clock.monotonic()
             if mono >= next_disk:
                 next_disk = mono + _DISK_CHECK_S
                 self._check_disk()
             if mono >= next_purge:
                 next_purge = mono + _PURGE_EVERY_S
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._writer, self._store.purge, _RETENTION_S)
+                await self._purge()
             now = self._clock.now()
             outs = outbound(self.kitchen.release_due(now))
             outs += self._screens.check(mono)
@@ -476,6 +504,13 @@ class OrderService:
                 self._open.save = True
                 self._commit_wanted.set()
             self._unacked.resend_due(mono)
+
+    async def _purge(self) -> None:
+        # On the writer thread, between commits. Retention is by wall age: the stamps it
+        # compares are the commits' wall times.
+        now = self._clock.now().timestamp()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._store.purge, _RETENTION_S, now)
 
     def _check_disk(self) -> None:
         low = self._store.free_bytes() < self._cfg.state.min_free_mb * 1024 * 1024

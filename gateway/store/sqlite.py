@@ -96,6 +96,9 @@ class Batch:
     acks: list[tuple[UUID, int, int]] = field(default_factory=list)
     tickets: list[tuple[UUID, int, int, bytes]] = field(default_factory=list)
     commands: list[tuple[UUID, bytes]] = field(default_factory=list)
+    # The commit's wall time (epoch seconds), stamped on its rows; None: the system's, read
+    # at the commit. The order service passes its clock's.
+    at: float | None = None
 
     def __bool__(self) -> bool:
         """Whether there is anything to write."""
@@ -241,7 +244,12 @@ class Store:
         """Write a batch in one transaction; raises StoreError (nothing written) on failure."""
         if not batch:
             return
-        now = time.time()
+        # Wall time, not monotonic: the stamps outlive the process (and the boot), and they
+        # serve retention by age (``purge``) and "committed in the last seconds" at the next
+        # start, which only the wall clock can tell across a restart. A wall step makes
+        # either off by the step: a purge a little early or late out of weeks, or a few
+        # replies more or fewer sent again (harmless both ways: tablets retry on their own).
+        now = batch.at if batch.at is not None else time.time()
         db = self._db
         try:
             db.execute("BEGIN")
@@ -297,9 +305,18 @@ class Store:
         except sqlite3.Error:
             log.debug("rollback failed (connection closed?)", exc_info=True)
 
-    def purge(self, older_than_s: float) -> int:
-        """Forget closed orders and replies older than ``older_than_s`` (bounded disk use)."""
-        cutoff = time.time() - older_than_s
+    def purge(self, older_than_s: float, now: float | None = None) -> int:
+        """Forget closed orders and replies older than ``older_than_s`` (bounded disk use).
+
+        Args:
+            older_than_s: age, in seconds of wall time, past which rows go.
+            now: the wall time (epoch seconds) ages are counted from; default: the system's.
+                Wall time, like the stamps it is compared with (see ``commit``).
+
+        Returns:
+            The number of rows removed.
+        """
+        cutoff = (time.time() if now is None else now) - older_than_s
         try:
             db = self._db
             db.execute("BEGIN")

@@ -1,7 +1,9 @@
 """The order service on a real SQLite file, with an in-process outbox that records what it is given.
 
 Every scenario runs in ``asyncio.run`` and leaves the service with ``async with``; each checks
-that no task outlived it.
+that no task outlived it. Time is a ``ManualClock``: the ticker runs only when a test moves the
+clock (``await clock.run(s)``), and no test sleeps to let time pass. Commits run on the real
+writer thread against a real file; tests wait for them with ``OrderService.idle``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import copy
 import json
 import sqlite3
 import threading
-import time
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +76,9 @@ def site(tmp_path: Path, min_free_mb: int = 0, **delivery: float) -> SiteConfig:
     data = copy.deepcopy(DEMO_DATA)
     data["state"] = {"dir": str(tmp_path), "min_free_mb": min_free_mb}
     data["delivery"] = {"resend_after_s": 3.0, **delivery}
+    # Nothing sends heartbeats here: without this, every screen would fall silent (and its
+    # tickets move to its backup) in the tests that let kitchen time run for minutes.
+    data["kds"] = {**data["kds"], "silence_timeout_s": 3600}
     return parse_site(data)
 
 
@@ -163,7 +167,8 @@ class Harness:
         self.store.close()
 
     async def settle(self, token: object) -> None:
-        await wait_until(lambda: token in self.outbox.acks)
+        await self.svc.idle()
+        assert token in self.outbox.acks
 
     async def order(self, req: OrderRequest | DecodeFailure, route: ReplyRoute = ROUTE) -> ReplyOut:
         oid = req.id if isinstance(req, DecodeFailure) else req.order_id
@@ -193,10 +198,9 @@ class Harness:
         await self.settle(token)
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
+async def turns(clock: ManualClock) -> None:
+    """Let woken tasks run (the flusher handling what was submitted) without moving time."""
+    await clock.run(0)
 
 
 def run(cfg: SiteConfig, path: Path, scenario: Callable[[Harness], Awaitable[None]]) -> Harness:
@@ -270,18 +274,25 @@ def at_station(tickets: list[Ticket], station: str, order_id: UUID | None = None
 # --- orders ------------------------------------------------------------------------------
 
 
-class SlowStore(Store):
-    """The real store, with each commit held for a while (a slow disk's fsync)."""
+class GatedStore(Store):
+    """The real store, whose commits wait while ``gate`` is closed (a disk that hangs)."""
 
-    def __init__(self, *args: Any, delay_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.delay_s = delay_s
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
         self.batch_sizes: list[int] = []
 
     def commit(self, batch: Batch) -> None:
-        time.sleep(self.delay_s)  # on the writer thread: the event loop keeps running
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
         self.batch_sizes.append(len(batch.replies))
         super().commit(batch)
+
+    async def commit_started(self) -> None:
+        """Return once a commit is on the writer thread (waited for off the loop)."""
+        assert await asyncio.to_thread(self.entered.wait, 10), "no commit started"
 
 
 def test_orders_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
@@ -289,30 +300,36 @@ def test_orders_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> N
     cfg = site(tmp_path)
     reqs = [order_request("bruschetta") for _ in range(40)]
 
-    async def main() -> tuple[SlowStore, RecordingOutbox, OrderStats]:
-        store = SlowStore(tmp_path / "g.db", delay_s=0.1)
+    async def main() -> tuple[GatedStore, RecordingOutbox, OrderStats]:
+        store = GatedStore(tmp_path / "g.db")
         outbox = RecordingOutbox(tmp_path / "g.db")
-        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        clock = ManualClock(T0)
+        svc = OrderService(cfg, store, clock, outbox)
         try:
             async with svc:
+                store.gate.clear()
                 svc.submit(OrderIn(reqs[0], ROUTE, ("order", reqs[0].order_id, 0)))
-                await asyncio.sleep(0.03)  # the first commit is now on the writer thread
-                loop_ran = time.monotonic()
+                await store.commit_started()  # the first commit is held on the writer thread
                 for n, req in enumerate(reqs[1:], 1):
                     svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
-                    await asyncio.sleep(0)
-                # The loop was not blocked by the commit in progress.
-                assert time.monotonic() - loop_ran < 0.05
-                await wait_until(lambda: len(outbox.acks) == len(reqs))
+                    await turns(clock)
+                # The loop was not blocked by the commit in progress: every order is handled,
+                # none acknowledged.
+                assert svc.stats.orders_accepted == len(reqs)
+                assert outbox.acks == []
+                store.gate.set()
+                await svc.idle()
         finally:
+            store.gate.set()
             outbox.close()
             store.close()
         return store, outbox, svc.stats
 
     store, outbox, stats = asyncio.run(main())
-    assert store.batch_sizes[:2] == [1, 39]
+    assert store.batch_sizes == [1, 39]
     assert stats.batches == 2
     # Every ack still came after its order was on disk.
+    assert len(outbox.acks) == len(reqs)
     assert all(outbox.durable_at_ack.values())
     assert len(outbox.replies()) == len(reqs)
 
@@ -325,27 +342,36 @@ def test_a_resend_while_its_order_waits_for_a_commit_is_not_a_second_order(
     cfg = site(tmp_path)
     reqs = [order_request("bruschetta") for _ in range(10)]
 
-    async def main() -> tuple[RecordingOutbox, OrderStats]:
-        store = SlowStore(tmp_path / "g.db", delay_s=0.2)
+    async def main() -> tuple[GatedStore, RecordingOutbox, OrderStats]:
+        store = GatedStore(tmp_path / "g.db")
         outbox = RecordingOutbox(tmp_path / "g.db")
-        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        clock = ManualClock(T0)
+        svc = OrderService(cfg, store, clock, outbox)
         try:
             async with svc:
+                store.gate.clear()
                 svc.submit(OrderIn(reqs[0], ROUTE, ("order", reqs[0].order_id, 0)))
-                await asyncio.sleep(0.05)  # the first commit is on the writer thread
+                await store.commit_started()  # the first commit is held on the writer thread
                 for n, req in enumerate(reqs[1:], 1):
                     svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
-                await asyncio.sleep(0.01)  # handled into the next batch, not committed
+                await turns(clock)  # handled into the next batch, not committed
                 # The tablets resend every order before any reply came back.
                 for n, req in enumerate(reqs, 100):
                     svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, n)))
-                await wait_until(lambda: len(outbox.acks) == 2 * len(reqs))
+                await turns(clock)
+                assert outbox.acks == []
+                store.gate.set()
+                await svc.idle()
         finally:
+            store.gate.set()
             outbox.close()
             store.close()
-        return outbox, svc.stats
+        return store, outbox, svc.stats
 
-    outbox, stats = asyncio.run(main())
+    store, outbox, stats = asyncio.run(main())
+    assert len(outbox.acks) == 2 * len(reqs)
+    # The first order alone, then its resend with the other nine and their resends.
+    assert store.batch_sizes == [1, 9]
     assert stats.orders_accepted == len(reqs)
     assert stats.orders_duplicate == len(reqs)
     first = {r.order_id: r for r in reqs}
@@ -499,7 +525,7 @@ def test_orders_are_refused_while_the_disk_is_low_and_the_refusal_is_not_final(
     req = order_request("bruschetta")
 
     async def scenario(h: Harness) -> None:
-        await wait_until(lambda: bool(_disk_alerts(h)))  # the first tick checks the disk
+        assert _disk_alerts(h)  # the disk is checked at start, before any order
         body = reply_of(await h.order(req))
         assert body.status is ReplyStatus.REJECTED
         assert "disk" in body.errors[0].message
@@ -517,7 +543,7 @@ def test_a_disk_full_refusal_names_the_order(tmp_path: Path) -> None:
     req = order_request("bruschetta")
 
     async def scenario(h: Harness) -> None:
-        await wait_until(lambda: bool(_disk_alerts(h)))
+        assert _disk_alerts(h)
         assert reply_of(await h.order(req)).order_id == req.order_id
 
     run(cfg, tmp_path / "g.db", scenario)
@@ -587,9 +613,11 @@ def test_a_restart_resends_exactly_the_unacked_versions_with_the_same_content(
 
     async def second_life(h: Harness) -> None:
         assert len(h.svc.kitchen) == 2
-        await wait_until(lambda: h.outbox.versions() >= set(expected))
+        await h.clock.run(0.2)  # the first tick resends them
+        assert h.outbox.versions() >= set(expected)
         # Resends go on until acked; let one more tick pass to see nothing else turns up.
-        await asyncio.sleep(0.3)
+        await h.clock.run(0.2)
+        await h.svc.idle()
 
     h = run(cfg, path, second_life)
     resent = h.outbox.tickets()
@@ -619,7 +647,7 @@ def test_a_resent_order_or_command_after_a_restart_gets_the_same_reply(tmp_path:
     async def second_life(h: Harness) -> None:
         assert (await h.order(req)).body == replies[0]
         assert (await h.command(fire)).body == replies[1]
-        await asyncio.sleep(0.3)  # the first tick resends what the screens never acked
+        await h.clock.run(0.3)  # the first tick resends what the screens never acked
         # Only resends: no new order, no course fired a second time.
         assert h.outbox.versions() <= versions
         assert h.svc.stats.orders_accepted == 0
@@ -648,7 +676,8 @@ def test_one_batch_of_old_resends_and_new_orders_after_a_restart(tmp_path: Path)
         tokens = [("order", r.order_id, n) for n, r in enumerate(mixed)]
         for req, token in zip(mixed, tokens, strict=True):
             h.svc.submit(OrderIn(req, ROUTE, token))
-        await wait_until(lambda: all(t in h.outbox.acks for t in tokens))
+        await h.svc.idle()
+        assert all(t in h.outbox.acks for t in tokens)
         assert h.svc.stats.batches == 1
         got = [reply_of(r) for r in h.outbox.replies()]
         assert [r.order_id for r in got] == [r.order_id for r in mixed]
@@ -667,16 +696,17 @@ def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) ->
 
     async def scenario(h: Harness) -> None:
         await h.order(req)
-        h.clock.advance(400)
-        await wait_until(lambda: any(t.station == "bar" for t in h.outbox.tickets()))
+        h.clock.advance(400)  # the ticker wakes once, 400 s on, and releases the bar's line
+        await turns(h.clock)
+        await h.svc.idle()
         tickets = h.outbox.tickets()
         fry, bar = at_station(tickets, "fry"), at_station(tickets, "bar")
         await h.kds(fry, KdsAction.ACK)
         mark = len(h.outbox.events)
-        # The bar never acks: it is resent (at least twice) while the fry ticket is not.
-        await wait_until(
-            lambda: sum(t.ticket_id == bar.ticket_id for t in h.outbox.tickets(mark)) >= 2
-        )
+        # The bar never acks: it is resent (after 0.05, 0.1 and 0.2 s: on three ticks of the
+        # next second, then every 0.2 s) while the fry ticket is not.
+        await h.clock.run(1.0)
+        assert sum(t.ticket_id == bar.ticket_id for t in h.outbox.tickets(mark)) >= 2
         assert all(t.ticket_id != fry.ticket_id for t in h.outbox.tickets(mark))
         assert h.svc.stats.tickets_resent >= 2
 
@@ -691,29 +721,17 @@ def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) ->
         assert (fry2.ticket_id, fry2.version) == (fry.ticket_id, 2)
         await h.kds(fry, KdsAction.ACK, version=1)
         mark = len(h.outbox.events)
-        await wait_until(lambda: fry2 in h.outbox.tickets(mark))
+        await h.clock.run(1.0)
+        assert fry2 in h.outbox.tickets(mark)
         await h.kds(fry2, KdsAction.ACK)
         await h.kds(bar, KdsAction.ACK)
         mark = len(h.outbox.events)
-        await asyncio.sleep(0.5)
+        await h.clock.run(1.0)
         resent = {t.ticket_id for t in h.outbox.tickets(mark)}
         assert fry.ticket_id not in resent
         assert bar.ticket_id not in resent
 
     run(cfg, tmp_path / "g.db", scenario)
-
-
-class GatedStore(Store):
-    """The real store, whose commits wait while ``gate`` is closed (a disk that hangs)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def commit(self, batch: Batch) -> None:
-        assert self.gate.wait(10), "the test never opened the gate"
-        super().commit(batch)
 
 
 def test_a_screens_ack_is_acknowledged_without_waiting_for_a_commit(tmp_path: Path) -> None:
@@ -725,22 +743,26 @@ def test_a_screens_ack_is_acknowledged_without_waiting_for_a_commit(tmp_path: Pa
     async def main() -> None:
         store = GatedStore(path, cfg.state.durability)
         outbox = RecordingOutbox(path)
-        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        clock = ManualClock(T0)
+        svc = OrderService(cfg, store, clock, outbox)
         try:
             async with svc:
                 svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, 0)))
-                await wait_until(lambda: len(outbox.acks) == 1)
+                await svc.idle()
+                assert len(outbox.acks) == 1
                 fry = at_station(outbox.tickets(), "fry")
                 store.gate.clear()
                 bump = KdsEvent(ticket_id=fry.ticket_id, version=1, action=KdsAction.BUMP)
                 ack = bump.model_copy(update={"action": KdsAction.ACK})
                 svc.submit(KdsEventIn("fry", ack, ("kds", "ack")))
                 svc.submit(KdsEventIn("fry", bump, ("kds", "bump")))
-                await wait_until(lambda: ("kds", "ack") in outbox.acks)
-                await asyncio.sleep(0.3)  # a tick: its commit waits at the gate too
+                await turns(clock)
+                assert ("kds", "ack") in outbox.acks
+                await clock.run(0.3)  # a tick: its commit waits at the gate too
                 assert ("kds", "bump") not in outbox.acks
                 store.gate.set()
-                await wait_until(lambda: ("kds", "bump") in outbox.acks)
+                await svc.idle()
+                assert ("kds", "bump") in outbox.acks
         finally:
             store.gate.set()
             outbox.close()
@@ -762,14 +784,15 @@ def test_an_ack_alone_is_saved_by_the_next_tick(tmp_path: Path) -> None:
         commits = h.store.commits
         await h.kds(fry, KdsAction.ACK)
         # Nothing else happens; the ticker commits the ack's row by itself.
-        await wait_until(lambda: h.store.commits > commits)
+        await h.clock.run(0.2)
+        await h.svc.idle()
+        assert h.store.commits > commits
         assert h.store.acks() == {fry.ticket_id: 1}
 
     run(cfg, path, first_life)
 
     async def second_life(h: Harness) -> None:
-        await wait_until(lambda: bool(h.outbox.tickets()))
-        await asyncio.sleep(0.3)
+        await h.clock.run(0.4)  # two ticks: every unacked ticket is resent on the first
 
     h = run(cfg, path, second_life)
     # Only the expo ticket, never acked, comes again.
@@ -785,7 +808,9 @@ def test_a_bump_by_every_station_and_the_expo_closes_the_order(tmp_path: Path) -
     async def scenario(h: Harness) -> None:
         await h.order(req)
         h.clock.advance(400)  # the water waits for the arancini; the ticker releases it
-        await wait_until(lambda: any(t.station == "bar" for t in h.outbox.tickets()))
+        await turns(h.clock)
+        await h.svc.idle()
+        assert any(t.station == "bar" for t in h.outbox.tickets())
         assert all(h.outbox.snapshot_at_send)
         tickets = h.outbox.tickets()
         for station in ("fry", "bar"):
@@ -985,7 +1010,7 @@ def test_the_voided_versions_of_a_voided_order_survive_a_restart(tmp_path: Path)
     assert len(pending) == 2  # cold v2 and expo v2, both voided
 
     async def second_life(h: Harness) -> None:
-        await asyncio.sleep(0.5)  # two ticks: every unacked ticket is resent on the first
+        await h.clock.run(0.4)  # two ticks: every unacked ticket is resent on the first
 
     h = run(cfg, path, second_life)
     assert h.outbox.versions() == pending
