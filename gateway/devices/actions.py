@@ -30,10 +30,18 @@ Choices worth knowing:
 
 * **At most once per (ticket, rule), also across restarts.** Tickets are resent until a screen
   acks them; a resend must not start a timer twice. Keys are remembered in memory (bounded).
-  After a restart the unacked tickets are resent from disk with their original ``sent_at``: a
-  ticket sent before this service was made triggers nothing, because the previous run may
-  already have started its timer, and a timer restarted mid-cook is worse than one the cook
-  starts by hand. A ticket older than ``max_age_s`` (a stuck queue) triggers nothing either.
+  After a restart the order service resends the unacked tickets from disk, and the previous run
+  may already have started their timers (a timer restarted mid-cook is worse than one the cook
+  starts by hand). Which tickets those are is *seen state*, handed over with
+  :meth:`ActionService.already_sent` before the order service's first resend: they trigger
+  nothing. The decision is not made on time. ``sent_at`` is a wall stamp, maybe of another boot:
+  a Raspberry Pi that boots with an old clock (fake-hwclock, or 1970) would see every restored
+  ticket as sent after this start and restart its timer, and a clock stepped back mid-service
+  would make every new ticket look old. Monotonic time cannot say it either: it starts again
+  at every boot, so no instant of the previous run can be compared with one of this run.
+* **Stale writes are not sent.** A write that waited in the queue longer than ``max_age_s``
+  of monotonic time (the device service was stuck) triggers nothing: the cook has started that
+  timer by hand by then.
 * **No retries.** A cook timer started late shows the cook a wrong time; a refused or failed write
   is counted and logged once per rule and reason, and the cook starts the timer by hand.
 * **Bounded queue, drop-oldest.** If the device service is stuck, the newest tickets are the ones
@@ -55,7 +63,7 @@ from gateway.errors import ConfigProblem, GatewayError
 from gateway.events import TicketOut
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
     from uuid import UUID
 
@@ -199,10 +207,10 @@ class ActionService:
             catalog: the menu (``Catalog.from_site(cfg)``).
             write: sends one request through the guard to the device, e.g.
                 ``DeviceService.write``; may raise a ``GatewayError`` when the device fails.
-            clock: kitchen time, to ignore tickets resent long after they were fired.
+            clock: its monotonic time measures how long a write waited in the queue.
             max_queue: requests waiting for ``write``; the oldest is dropped past it.
-            max_age_s: a ticket sent longer ago than this triggers nothing; nor does one sent
-                before this service was made (``clock.now()`` here).
+            max_age_s: a write that waited longer than this (monotonic seconds from
+                :meth:`submit`) is dropped as stale.
         """
         if max_queue < 1:
             msg = "max_queue must be at least 1"
@@ -213,11 +221,11 @@ class ActionService:
         self._clock = clock
         self._max_queue = max_queue
         self._max_age_s = max_age_s
-        # Tickets of earlier runs are older than this (see the module docstring).
-        self._since = clock.now()
-        self._queue: deque[WriteRequest] = deque()
+        # (request, monotonic time it was queued at)
+        self._queue: deque[tuple[WriteRequest, float]] = deque()
         self._wake = asyncio.Event()
         self._seen: OrderedDict[tuple[UUID, int], None] = OrderedDict()
+        self._earlier: set[tuple[UUID, int]] = set()  # (ticket, rule) sent by an earlier run
         self._logged: set[tuple[str, str]] = set()
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
@@ -243,22 +251,30 @@ class ActionService:
         """An outbox that forwards to ``outbox`` and also hands every ticket to this service."""
         return _Tap(outbox, self)
 
+    def already_sent(self, tickets: Iterable[UUID]) -> None:
+        """Tickets an earlier run sent: their resends trigger nothing (see the module docstring).
+
+        Call it with the ids of the unacknowledged tickets restored from disk, before the order
+        service resends them.
+        """
+        for ticket_id in tickets:
+            for n in range(len(self._rules)):
+                self._earlier.add((ticket_id, n))
+
     def submit(self, event: TicketOut) -> None:
         """Queue the writes a ticket triggers (never blocks; called in the loop)."""
         planned = plan_actions(event.ticket, self._rules, self._catalog)
         if not planned:
             return
-        sent_at = event.ticket.sent_at
-        stale = (
-            sent_at < self._since or (self._clock.now() - sent_at).total_seconds() > self._max_age_s
-        )
+        queued_at = self._clock.monotonic()
         for n, request in planned:
             key = (event.ticket.ticket_id, n)
             if key in self._seen:
                 self.stats.duplicates += 1
                 continue
             self._remember(key)
-            if stale:
+            if key in self._earlier:
+                self._earlier.discard(key)  # seen now: _seen keeps it from here on
                 self.stats.stale += 1
                 continue
             self.stats.planned += 1
@@ -266,7 +282,7 @@ class ActionService:
                 self._queue.popleft()
                 self.stats.dropped += 1
                 self._log_once("queue", "full", "action queue full: dropped the oldest write")
-            self._queue.append(request)
+            self._queue.append((request, queued_at))
         self._wake.set()
 
     def _remember(self, key: tuple[UUID, int]) -> None:
@@ -279,7 +295,12 @@ class ActionService:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                await self._send(self._queue.popleft())
+                request, queued_at = self._queue.popleft()
+                if self._clock.monotonic() - queued_at > self._max_age_s:
+                    self.stats.stale += 1
+                    self._log_once("queue", "stale", f"{request.source}: waited too long, dropped")
+                    continue
+                await self._send(request)
 
     async def _send(self, request: WriteRequest) -> None:
         try:

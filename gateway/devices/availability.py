@@ -17,8 +17,10 @@ it fails and once when it recovers, and exposed as data)::
 * A closed or refused connection is offline at once: waiting for more failures would only
   delay the news, since no request can reach the device anyway.
 
-The machine never invents readings: it only judges outcomes. Time comes from an injected clock
-(the timestamps of the changes and the durations in the log lines).
+The machine never invents readings: it only judges outcomes, by counting them, never by time.
+Time comes from an injected clock: its wall reading stamps the changes (``AvailabilityChanged.at``,
+``last_ok``); the "for 42 s" in a log line is monotonic time, so a step of the wall clock
+neither flips a state nor shows a state held for -7200 s.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Availability:
         self._clock = clock
         self._offline_after = offline_after
         self._state: DeviceState | None = None
-        self._since: datetime | None = None
+        self._since: float | None = None  # monotonic time of the last change
         self.failures = 0
         self.last_ok: datetime | None = None
         self.changes = 0
@@ -125,7 +127,8 @@ class Availability:
         Args:
             outcome: how the poll went.
             detail: the error behind a failure, in words (ignored for FULL).
-            at: when the poll ended, if the caller has read the clock already; else now.
+            at: when the poll ended (wall time, the change's stamp), if the caller has read
+                the clock already; else now.
 
         Returns:
             The change (logged here, once), or None when the state stays the same.
@@ -145,8 +148,9 @@ class Availability:
         if new is self._state:
             return None
         change = AvailabilityChanged(self.device, new, self._reason(new, outcome, detail), now)
-        self._log(change, now)
-        self._state, self._since = new, now
+        mono = self._clock.monotonic()
+        self._log(change, mono)
+        self._state, self._since = new, mono
         self.changes += 1
         return change
 
@@ -161,7 +165,7 @@ class Availability:
         if self.state is DeviceState.OFFLINE:
             return None
         now = self._clock.now()
-        self._state, self._since = DeviceState.OFFLINE, now
+        self._state, self._since = DeviceState.OFFLINE, self._clock.monotonic()
         self.changes += 1
         return AvailabilityChanged(self.device, DeviceState.OFFLINE, reason, now)
 
@@ -176,8 +180,8 @@ class Availability:
             return f"a poll failed: {detail}"
         return f"{self.failures} polls in a row failed: {detail}"
 
-    def _log(self, change: AvailabilityChanged, now: datetime) -> None:
-        since = "" if self._since is None else f" for {(now - self._since).total_seconds():.0f} s"
+    def _log(self, change: AvailabilityChanged, mono: float) -> None:
+        since = "" if self._since is None else f" for {mono - self._since:.0f} s"
         if change.state is DeviceState.ONLINE:
             was = "" if self._state is None else f" (was {self._state.value}{since})"
             log.info("device %s is online%s", self.device, was)

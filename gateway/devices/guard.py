@@ -16,7 +16,8 @@ Reads are the default; a write is sent only when :meth:`WriteGuard.check` approv
 Every refusal is an ordinary :class:`Refused` result whose ``reason`` starts with one of the
 :class:`Reason` values, and is counted in ``WriteGuard.refused`` by that value. The guard never
 raises for bad input: a value of any type, NaN, a huge int, a codec failure are all refusals.
-It is pure apart from the rate-limit window, whose clock is injected.
+It is pure apart from the rate-limit window, which counts monotonic seconds from an injected
+clock: a step of the wall clock neither frees nor uses up a device's write budget.
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ class WriteGuard:
             profiles: loaded profiles by id.
             devices: the site's device instances (the first of duplicate ids wins; the config
                 check reports duplicates).
-            monotonic: seconds from a monotonic clock, for the rate-limit window.
+            monotonic: seconds from a monotonic clock, for the rate-limit window; the
+                gateway passes its injected clock's ``Clock.monotonic`` (the default, the
+                system's, suits one-shot callers: the command line, the config check).
         """
         self._targets: dict[str, _Target | None] = {}
         for d in devices:

@@ -1,6 +1,6 @@
 """The poll scheduler of one Modbus connection: every device behind it, at its intervals.
 
-One :class:`Poller` per :class:`~gateway.devices.connection.ModbusConnection`, one task each in
+One :class:`Poller` per :class:`~gateway.devices.connector.Connection`, one task each in
 the device service's TaskGroup (STYLE.md 8): devices on different connections never wait for
 each other, and the devices sharing a connection (units behind one Modbus TCP gateway) take
 turns, one request at a time.
@@ -25,6 +25,21 @@ Scheduling (the pure helpers below are unit-tested on their own):
   failed because the connection is down waits for the connection's next connect attempt.
 * Poll-interval jitter, the time between two starts of a job minus its interval, is measured for
   consecutive polls that stayed on schedule (a backoff is deliberate, not jitter).
+
+Time (STYLE.md 20): every schedule decision counts the injected clock's ``monotonic()`` seconds
+and waits with its ``sleep()``, so a step of the wall clock moves no poll, and tests run the
+poller on virtual time. Two waits stay on the event loop's own clock (``loop.time()``, which is
+monotonic too), on purpose:
+
+* A request's timeout (``timeout_s``, enforced by the connection with
+  :class:`~gateway.devices.deadline.Deadlines`) bounds socket I/O, which happens in real time
+  whatever the kitchen clock says; it is a measured hot path (one loop timer per connection,
+  about 4 us a request cheaper than ``asyncio.timeout`` under uvloop), and routing it through
+  the injected clock would put a Python-level sleep and a wake-up on every request.
+* The connection's ``retry_at`` (its next connect attempt) is loop time, because the reconnect
+  backoff lives inside the connection (STYLE.md 6). The poller turns it into a wait of loop
+  seconds from now and schedules that wait on its own clock, so the two clocks never meet in
+  one comparison.
 """
 
 from __future__ import annotations
@@ -45,8 +60,9 @@ from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from gateway.clock import Clock
     from gateway.devices.codec import CodecError, Value
-    from gateway.devices.connection import ModbusConnection
+    from gateway.devices.connection import ModbusConnection as Connection
     from gateway.devices.plan import ReadBlock
     from gateway.devices.profile import ModbusSettings
 
@@ -113,7 +129,7 @@ class PollJob:
         timeout_s: how long each read may take.
         blocks: the reads of one poll.
         settings: the profile's Modbus settings (byte and word order for decoding).
-        due: loop time of the next poll.
+        due: the clock's monotonic time of the next poll.
         failures: polls in a row that failed although connected.
         last_start: start of the previous poll if it stayed on schedule, else None.
     """
@@ -183,9 +199,10 @@ class Poller:
 
     def __init__(
         self,
-        connection: ModbusConnection,
+        connection: Connection,
         jobs: Sequence[PollJob],
         sink: PollSink,
+        clock: Clock,
         *,
         backoff_max_s: float = 15.0,
         tick_s: float = 0.0,
@@ -197,6 +214,7 @@ class Poller:
             connection: the connection every job's device sits behind.
             jobs: the jobs (at least one).
             sink: told about every poll.
+            clock: the monotonic time every schedule decision counts, and the sleeps.
             backoff_max_s: cap of the delay after failed polls.
             tick_s: the grid that start phases (and restarts after a failure) are put on,
                 shared by every poller of the loop; 0 for none.
@@ -205,6 +223,7 @@ class Poller:
         self.connection = connection
         self._jobs = list(jobs)
         self._sink = sink
+        self._clock = clock
         self._backoff_max_s = backoff_max_s
         self._tick_s = tick_s
         self._rand = rand
@@ -213,23 +232,28 @@ class Poller:
 
     async def run(self) -> NoReturn:
         """Poll until cancelled."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        clock = self._clock
+        now = clock.monotonic()
         heap: list[tuple[float, int, PollJob]] = []
         for i, job in enumerate(self._jobs):
             job.due = first_due(now, job.interval, self._rand, self._tick_s)
             heap.append((job.due, i, job))
         heapq.heapify(heap)
         while True:
-            delay = heap[0][0] - loop.time()
+            delay = heap[0][0] - clock.monotonic()
             if delay > _MIN_SLEEP_S:
-                await asyncio.sleep(delay)
+                await clock.sleep(delay)
             _, i, job = heapq.heappop(heap)  # only this task touches the heap
-            await self.poll(job, loop.time())
+            await self.poll(job, clock.monotonic())
             heapq.heappush(heap, (job.due, i, job))
 
     async def poll(self, job: PollJob, start: float) -> None:
-        """Poll ``job`` once, report it, and schedule its next poll (``job.due``)."""
+        """Poll ``job`` once, report it, and schedule its next poll (``job.due``).
+
+        Args:
+            job: the job to poll.
+            start: the clock's monotonic time the poll starts at.
+        """
         stats = self.stats[job.device]
         stats.polls += 1
         if job.last_start is not None:
@@ -253,7 +277,7 @@ class Poller:
             errors = decoder.decode_into(words, values)
             if errors:
                 self._undecodable(job, errors, stats)
-        now = asyncio.get_running_loop().time()
+        now = self._clock.monotonic()
         stats.busy_s += now - start
         if error is None or read:
             outcome = Outcome.FULL if error is None else Outcome.PARTIAL
@@ -265,7 +289,7 @@ class Poller:
         elif isinstance(error, DeviceUnavailable):
             outcome = Outcome.DISCONNECTED
             stats.failed += 1
-            retry = snap(self.connection.retry_at, self._tick_s)
+            retry = snap(now + self._until_retry(), self._tick_s)
             job.due = max(next_due(job.due, job.interval, now)[0], retry)
             job.last_start = None
         else:
@@ -276,6 +300,16 @@ class Poller:
             job.due = snap(due, self._tick_s)
             job.last_start = None
         self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
+
+    def _until_retry(self) -> float:
+        """Seconds of this poller's clock until the connection's next connect attempt."""
+        retry_at = self.connection.retry_at
+        if retry_at <= 0:
+            return 0.0  # connected, or a lost connection that may reconnect at once
+        # retry_at is loop time (the backoff lives in the connection): a wait of real seconds,
+        # turned into seconds of the clock (a ScaledClock's kitchen seconds run faster).
+        real_wait = max(retry_at - asyncio.get_running_loop().time(), 0.0)
+        return real_wait / self._clock.real_seconds(1.0)
 
     def _undecodable(self, job: PollJob, errors: Sequence[CodecError], stats: DeviceStats) -> None:
         # One undecodable point does not cost the others their reading (the decoder skips

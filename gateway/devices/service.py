@@ -41,7 +41,6 @@ from gateway.errors import ConfigError, ConfigProblem, DeviceError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
     from types import TracebackType
 
     from gateway.clock import Clock
@@ -148,7 +147,9 @@ class DeviceService:
         self.tuning = t = tuning or Tuning()
         self._targets: dict[str, _Target] = {}
         self._avail: dict[str, Availability] = {}
-        self._sensors: dict[str, datetime | None] = {}
+        # When each MQTT sensor node was last heard, on the monotonic clock (a wall-clock step
+        # must not make a sensor look fresh or silent).
+        self._sensors: dict[str, float | None] = {}
         connections: dict[tuple[str, int], ModbusConnection] = {}
         jobs: dict[tuple[str, int], list[PollJob]] = defaultdict(list)
         problems: list[ConfigProblem] = []
@@ -185,6 +186,7 @@ class DeviceService:
                 connections[key],
                 job_list,
                 self,
+                clock,
                 backoff_max_s=t.backoff_max_s,
                 tick_s=t.poll_tick_s,
             )
@@ -254,7 +256,7 @@ class DeviceService:
         """Take validated readings of an MQTT sensor node (from the MQTT bridge)."""
         if readings.device not in self._sensors:
             return  # the bridge only subscribes to known sensors; a stray one is not ours
-        self._sensors[readings.device] = self._clock.now()
+        self._sensors[readings.device] = self._clock.monotonic()
         self._fanout.publish(readings)
 
     def subscribe(self, callback: ReadingsCallback) -> Subscription:
@@ -279,9 +281,7 @@ class DeviceService:
         if device not in self._sensors:
             raise KeyError(f"no device {device!r} at this site")
         seen = self._sensors[device]
-        fresh = seen is not None and (
-            (self._clock.now() - seen).total_seconds() < self.tuning.sensor_silence_s
-        )
+        fresh = seen is not None and self._clock.monotonic() - seen < self.tuning.sensor_silence_s
         return DeviceState.ONLINE if fresh else DeviceState.OFFLINE
 
     def poll_stats(self) -> dict[str, DeviceStats]:

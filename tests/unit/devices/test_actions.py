@@ -262,28 +262,61 @@ def test_tickets_of_an_earlier_run_trigger_nothing() -> None:
 
     async def main() -> None:
         async with ActionService((TIME, START), CATALOG, devices.write, clock) as actions:
-            # After a restart, unacked tickets are resent from disk with their old sent_at: the
-            # previous run may have started those timers already.
-            actions.submit(TicketOut(ticket(sent_at=T0 - timedelta(seconds=1))))
-            actions.submit(TicketOut(ticket(sent_at=T0)))
+            # After a restart, unacked tickets are resent from disk: the previous run may have
+            # started those timers already. The gateway names them before they are resent.
+            earlier, new = ticket(), ticket()
+            actions.already_sent([earlier.ticket_id])
+            actions.submit(TicketOut(earlier))
+            actions.submit(TicketOut(earlier))  # resent again: a duplicate, not stale twice
+            actions.submit(TicketOut(new))
             await settle()
-            assert len(devices.requests) == 2  # the second ticket's two rules
+            assert [r.source for r in devices.requests] == ["action:0", "action:1"]
+            assert actions.stats.stale == 2  # the earlier ticket's two rules
+            assert actions.stats.duplicates == 2
+
+    run(main())
+
+
+@pytest.mark.parametrize("step_s", [-7200.0, 7200.0])
+def test_a_wall_clock_step_changes_no_decision(step_s: float) -> None:
+    devices = FakeDevices()
+    clock = ManualClock(T0)
+
+    async def main() -> None:
+        async with ActionService((TIME, START), CATALOG, devices.write, clock) as actions:
+            # A ticket of an earlier boot stamped hours "ahead" of a clock that booted behind,
+            # and a new one stamped before the wall clock was stepped: neither time decides.
+            earlier = ticket(sent_at=T0 + timedelta(hours=3))
+            actions.already_sent([earlier.ticket_id])
+            fresh = ticket(sent_at=T0)
+            clock.step_wall(step_s)
+            actions.submit(TicketOut(earlier))
+            actions.submit(TicketOut(fresh))
+            await settle()
+            assert len(devices.requests) == 2  # the fresh ticket's two rules, nothing else
             assert actions.stats.stale == 2
 
     run(main())
 
 
-def test_tickets_sent_long_ago_trigger_nothing() -> None:
+def test_writes_that_waited_too_long_for_the_device_service_are_dropped() -> None:
     devices = FakeDevices()
+    devices.gate.clear()  # the device service is stuck
     clock = ManualClock(T0)
 
     async def main() -> None:
         async with ActionService((START,), CATALOG, devices.write, clock, max_age_s=60) as actions:
-            clock.advance(100)
-            actions.submit(TicketOut(ticket(sent_at=T0 + timedelta(seconds=39))))
-            actions.submit(TicketOut(ticket(sent_at=T0 + timedelta(seconds=41))))
+            actions.submit(TicketOut(ticket()))
+            await settle()  # the writer takes it and waits on the device
+            actions.submit(TicketOut(ticket()))  # queued at 0 s
+            clock.advance(30)
+            actions.submit(TicketOut(ticket()))  # queued at 30 s
+            clock.advance(31)
+            clock.step_wall(-7200)  # wall time has no say in how long a write waited
+            devices.gate.set()
             await settle()
-            assert len(devices.requests) == 1
+            # the one in flight, then the one queued 31 s ago; the one queued 61 s ago is stale
+            assert len(devices.requests) == 2
             assert actions.stats.stale == 1
 
     run(main())

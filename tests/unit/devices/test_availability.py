@@ -177,3 +177,20 @@ def test_stop_goes_offline_once_without_logging(caplog: pytest.LogCaptureFixture
 def test_offline_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="offline_after"):
         Availability("d", ManualClock(), offline_after=0)
+
+
+@pytest.mark.parametrize("step_s", [-7200.0, 7200.0])
+def test_a_wall_clock_step_is_in_the_stamps_only(
+    step_s: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    m = Availability("d", clock)
+    m.observe(Outcome.DISCONNECTED, "refused")
+    clock.advance(30)
+    clock.step_wall(step_s)
+    with caplog.at_level(logging.INFO, logger="gateway.devices.availability"):
+        back = m.observe(Outcome.FULL)
+    assert back is not None
+    assert back.at == clock.now()  # the record carries the wall clock as it reads now
+    # How long it was offline is monotonic time: 30 s, not 30 s plus or minus two hours.
+    assert caplog.messages[-1] == "device d is online (was offline for 30 s)"

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from gateway.clock import ManualClock
 from gateway.config import DeviceInstance, WriteRange
 from gateway.devices.codec import decode_point
 from gateway.devices.guard import (
@@ -274,6 +275,18 @@ def test_rate_limit_is_a_sliding_window_per_device() -> None:
     clock.t += 1
     assert isinstance(g.check(req("cook_time", 60)), Approved)
     assert g.refused == {"rate limit": 3}
+
+
+@pytest.mark.parametrize("step_s", [-7200.0, 7200.0])
+def test_a_wall_clock_step_neither_frees_nor_uses_up_the_budget(step_s: float) -> None:
+    clock = ManualClock()
+    g = WriteGuard(PROFILES, (device(profile="slow"),), monotonic=clock.monotonic)
+    for _ in range(3):
+        assert isinstance(g.check(req("cook_time", 60)), Approved)
+    clock.step_wall(step_s)
+    assert isinstance(g.check(req("cook_time", 60)), Refused)  # still inside the window
+    clock.advance(WINDOW_S)
+    assert isinstance(g.check(req("cook_time", 60)), Approved)  # 60 s later, whatever the wall
 
 
 def test_refused_writes_do_not_use_up_the_budget() -> None:

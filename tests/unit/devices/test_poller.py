@@ -1,5 +1,5 @@
 """The poll scheduler (gateway.devices.poller): pure scheduling helpers, then one poller on a fake
-connection: outcomes, backoff, jitter measurement, and real-time runs with no busy polling."""
+connection: outcomes, backoff, jitter measurement, and runs on virtual time (no real sleeps)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import uvloop
 
+from gateway.clock import ManualClock
 from gateway.devices.availability import Outcome
 from gateway.devices.plan import plan_reads
 from gateway.devices.poller import Poller, PollJob, backoff_due, first_due, next_due, snap
@@ -129,16 +130,29 @@ def ok(table: Table, start: int, count: int) -> list[int]:
     return [start + i + (100 if table is Table.INPUT else 0) for i in range(count)]
 
 
-def poller(script: Callable[..., Any], jobs: list[PollJob], **kw: Any) -> tuple[Poller, Sink]:
+def poller(
+    script: Callable[..., Any], jobs: list[PollJob], clock: ManualClock | None = None, **kw: Any
+) -> tuple[Poller, Sink]:
     sink = Sink()
-    return Poller(FakeConnection(script), jobs, sink, **kw), sink  # type: ignore[arg-type]
+    conn = FakeConnection(script)
+    return Poller(conn, jobs, sink, clock or ManualClock(), **kw), sink  # type: ignore[arg-type]
+
+
+async def run_for(clock: ManualClock, seconds: float, *pollers: Poller) -> None:
+    """Run ``pollers`` for ``seconds`` of virtual time, then stop them."""
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(p.run()) for p in pollers]
+        await clock.run(seconds)
+        for task in tasks:
+            task.cancel()
 
 
 def test_a_full_poll_reads_each_block_once_and_reports_decoded_values() -> None:
     async def main() -> None:
         j = job()
-        p, sink = poller(ok, [j])
-        now = asyncio.get_running_loop().time()
+        clock = ManualClock()
+        p, sink = poller(ok, [j], clock)
+        now = clock.monotonic()
         j.due = now
         await p.poll(j, now)
         conn = p.connection
@@ -186,12 +200,12 @@ def test_a_refused_block_gives_a_partial_poll_with_the_other_blocks_values() -> 
 def test_a_timeout_stops_the_poll_and_backs_the_job_off() -> None:
     async def main() -> None:
         j = job(interval=1.0)
-        p, sink = poller(lambda *_: DeviceTimeout("d1", 0.5), [j], backoff_max_s=5.0)
-        loop = asyncio.get_running_loop()
+        clock = ManualClock()
+        p, sink = poller(lambda *_: DeviceTimeout("d1", 0.5), [j], clock, backoff_max_s=5.0)
         delays = []
         for _ in range(4):
-            await p.poll(j, loop.time())
-            delays.append(j.due - loop.time())
+            await p.poll(j, clock.monotonic())
+            delays.append(j.due - clock.monotonic())
         assert len(p.connection.calls) == 4  # type: ignore[attr-defined]  # one block each
         assert [round(d) for d in delays] == [2, 4, 5, 5]
         assert all(s[1] is Outcome.FAILED and s[3] == {} for s in sink.polls)
@@ -204,13 +218,15 @@ def test_a_timeout_stops_the_poll_and_backs_the_job_off() -> None:
 def test_a_closed_connection_waits_for_its_next_connect_attempt() -> None:
     async def main() -> None:
         j = job(interval=0.2)
-        p, sink = poller(lambda *_: DeviceUnavailable("d1", "refused"), [j])
+        clock = ManualClock(monotonic=50.0)  # far from the loop's own clock, on purpose
+        p, sink = poller(lambda *_: DeviceUnavailable("d1", "refused"), [j], clock)
         loop = asyncio.get_running_loop()
+        # The connection's next attempt is loop time; the poller waits for it on its clock.
         p.connection.retry_at = loop.time() + 3.0  # type: ignore[misc]
-        j.due = loop.time()
-        await p.poll(j, loop.time())
+        j.due = clock.monotonic()
+        await p.poll(j, clock.monotonic())
         assert sink.polls[0][1] is Outcome.DISCONNECTED
-        assert j.due == p.connection.retry_at
+        assert j.due == pytest.approx(50.0 + 3.0, abs=0.01)
         p.connection.retry_at = 0.0  # type: ignore[misc]
         retried = j.due
         await p.poll(j, retried)
@@ -240,58 +256,66 @@ def test_an_undecodable_block_costs_only_its_points_and_is_logged_once(
 
 
 def test_run_polls_every_job_at_its_interval_without_busy_polling() -> None:
+    clock = ManualClock()
+
     async def main() -> tuple[Poller, Sink]:
         fast, slow = job(0.05, "fast"), job(0.1, "slow")
-        p, sink = poller(ok, [fast, slow], rand=lambda: 0.0)
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.525):
-                await p.run()
+        p, sink = poller(ok, [fast, slow], clock, rand=lambda: 0.0)
+        await run_for(clock, 0.525, p)
         return p, sink
 
     p, sink = run(main())
     counts = {d: sum(1 for s in sink.polls if s[0] == d) for d in ("fast", "slow")}
-    assert 10 <= counts["fast"] <= 11
-    assert 5 <= counts["slow"] <= 6
+    assert counts == {"fast": 11, "slow": 6}  # 0, 0.05, ..., 0.5 and 0, 0.1, ..., 0.5
     assert len(p.connection.calls) == 2 * len(sink.polls)  # type: ignore[attr-defined]
     jitter = [abs(x) for s in p.stats.values() for x in s.jitter_s]
-    assert max(jitter) < 0.05
+    assert max(jitter) < 1e-9  # virtual time: every poll exactly on its slot
+    # One sleep per wake-up at most (the slow job's slots are fast ones too): no busy polling.
+    assert clock.sleeps <= counts["fast"]
 
 
 def test_a_dead_device_is_polled_rarely_and_its_neighbour_keeps_its_pace() -> None:
+    clock = ManualClock()
+
     class Conn(FakeConnection):
         async def read(self, table: Table, start: int, count: int, **kw: Any) -> list[int]:
             self.calls.append((table, start, count))
             if kw["device"] == "dead":
-                await asyncio.sleep(0.04)  # the request timeout a dead device costs
+                await clock.sleep(0.04)  # the request timeout a dead device costs
                 raise DeviceTimeout("dead", 0.04)
             return ok(table, start, count)
 
     async def main() -> Sink:
         sink = Sink()
         p = Poller(
-            Conn(ok), [job(0.05, "dead"), job(0.05, "alive")], sink,  # type: ignore[arg-type]
+            Conn(ok), [job(0.05, "dead"), job(0.05, "alive")], sink, clock,  # type: ignore[arg-type]
             backoff_max_s=0.4, rand=lambda: 0.0,
         )  # fmt: skip
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(1.0):
-                await p.run()
+        await run_for(clock, 1.0, p)
         return sink
 
     sink = run(main())
-    dead = sum(1 for s in sink.polls if s[0] == "dead")
+    dead = [s for s in sink.polls if s[0] == "dead"]
     alive = sum(1 for s in sink.polls if s[0] == "alive")
-    assert dead <= 6  # 0, 0.14, 0.38, 0.82: backed off, not 20 timeouts a second
-    assert alive >= 17  # ~20 at 50 ms, minus the few slots a timeout delayed
+    # Polls at 0, 0.14, 0.38, 0.82 (a 40 ms timeout each, then 0.1, 0.2, 0.4 s of backoff):
+    # not 20 timeouts a second.
+    assert len(dead) == 4
+    assert alive >= 17  # 21 slots at 50 ms, minus the few a timeout held the connection in
 
 
 def test_devices_on_different_pollers_wake_together_on_the_tick() -> None:
-    async def main() -> list[list[float]]:
-        sinks = []
-        pollers = []
-        for n in range(4):
-            p, sink = poller(ok, [job(0.1, f"d{n}")], tick_s=0.05, rand=lambda: 0.3)
-            pollers.append(p)
-            sinks.append(sink)
+    # Four pollers (four connections) started at different instants, all inside one tick:
+    # their first polls fall on different instants (start + the same random phase), which the
+    # shared grid puts into the same slot, so the loop wakes once for all four.
+    clock = ManualClock(monotonic=1000.0)
+    tick, interval, phase = 0.05, 0.1, 0.3
+    gaps = [0.001, 0.003, 0.005, 0.006]  # started at 1000.000, .001, .004, .009
+
+    async def main() -> tuple[list[float], list[list[float]]]:
+        pollers = [
+            poller(ok, [job(interval, f"d{n}")], clock, tick_s=tick, rand=lambda: phase)[0]
+            for n in range(4)
+        ]
         starts: list[list[float]] = [[] for _ in pollers]
         for n, p in enumerate(pollers):
             original = p.poll
@@ -301,17 +325,24 @@ def test_devices_on_different_pollers_wake_together_on_the_tick() -> None:
                 await original(j, start)
 
             p.poll = timed  # type: ignore[method-assign]
+        firsts: list[float] = []
+        async with asyncio.TaskGroup() as tg:
+            tasks = []
+            for p, gap in zip(pollers, gaps, strict=True):
+                tasks.append(tg.create_task(p.run()))
+                await clock.run(gap)  # it starts, reads the clock and schedules its first poll
+            firsts = [p._jobs[0].due for p in pollers]
+            await clock.run(0.45)
+            for task in tasks:
+                task.cancel()
+        return firsts, starts
 
-        async def all_of_them() -> None:
-            async with asyncio.TaskGroup() as tg:
-                for p in pollers:
-                    tg.create_task(p.run())
-
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(all_of_them(), 0.45)
-        return starts
-
-    starts = run(main())
-    firsts = {round(s[0], 3) for s in starts}
-    assert len(firsts) == 1  # the same slot for all four
-    assert all(len(s) >= 3 for s in starts)
+    firsts, starts = run(main())
+    # Unsnapped, the first polls would be due at 1000.030, .031, .034 and .039.
+    assert firsts == [pytest.approx(1000.05)] * 4
+    assert len(set(firsts)) == 1  # the very same float: the same wake-up
+    for due in firsts:
+        assert due / tick == pytest.approx(round(due / tick), abs=1e-6)  # on the shared grid
+    # And they stay together: every poll of every poller at the same instants, on the grid.
+    assert all(s == starts[0] for s in starts)
+    assert starts[0] == pytest.approx([1000.05 + k * interval for k in range(5)])
