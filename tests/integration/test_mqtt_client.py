@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import selectors
+import signal
 import socket
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import psutil
 import pytest
 import uvloop
 
 from gateway.errors import BrokerUnavailable, TransportError
 from gateway.transport.broker import MosquittoProcess, free_port
 from gateway.transport.mqtt import InboundMessage, MqttClient, Will
+from gateway.transport.paths import PATHS_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -454,6 +459,68 @@ def test_a_consumer_that_stops_acking_keeps_its_connection(broker: MosquittoProc
             await asyncio.sleep(6)  # three keepalive periods
             assert sub.connected
             assert sub.stats.reconnects == 0
+
+    run(main())
+
+
+def test_qos0_flood_while_the_broker_reads_nothing_stays_bounded_and_counts_drops(
+    broker: MosquittoProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGSTOP the broker: its socket is not read, so the gateway's own send buffer fills."""
+    caplog.set_level(logging.INFO, logger="gateway.transport.deliveries")
+    proc = broker._res.proc
+    assert proc is not None
+    payload = b"t" * 10_000
+    n = 20_000  # 200 MB offered; the kernel's socket buffers take a few MB of it
+
+    async def main() -> int:
+        async with MqttClient(broker.url, "telemetry", keepalive_s=60, **FAST) as pub:
+            me = psutil.Process()
+            rss_before = me.memory_info().rss
+            most_unsent = most_bytes = accepted = 0
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                for i in range(n):
+                    accepted += pub.publish("kitchen/fryer-1/telemetry", payload, qos=0)
+                    if i % 20 == 0:  # let the loop write whatever the socket still takes
+                        await asyncio.sleep(0)
+                        s = pub.stats
+                        most_unsent = max(most_unsent, s.qos0_unsent)
+                        most_bytes = max(most_bytes, s.qos0_unsent_bytes)
+                grown_mib = (me.memory_info().rss - rss_before) / 2**20
+                stats = pub.stats
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            assert pub.connected
+            assert most_unsent <= 1000
+            assert most_bytes <= 1 << 20
+            assert stats.qos0_dropped == n - accepted
+            assert stats.qos0_dropped > n // 2, stats
+            assert stats.publish_dropped == 0  # QoS 1's count is its own
+            assert grown_mib < 30, grown_mib  # unbounded, paho would hold ~190 MiB here
+            await wait_until(lambda: pub.stats.qos0_unsent == 0, timeout=20, what="drained")
+            assert pub.publish("kitchen/fryer-1/telemetry", b"after", qos=0)
+            assert pub.stats.published == accepted
+            await wait_until(lambda: pub.stats.published == accepted + 1)
+            return stats.qos0_dropped
+
+    dropped = run(main())
+    said = [r.getMessage() for r in caplog.records if "QoS 0" in r.getMessage()]
+    # Once when dropping starts, once when it stops: a run per stretch of full socket (the
+    # kernel may take another few hundred kB meanwhile), never a line per message.
+    assert 2 <= len(said) <= 8, said
+    assert all("behind a full socket" in m for m in said[::2]), said
+    assert all("flow again" in m for m in said[1::2]), said
+    assert sum(int(re.search(r"(\d+) were dropped", m)[1]) for m in said[1::2]) == dropped
+
+
+def test_the_paths_are_the_ones_asked_for(broker: MosquittoProcess) -> None:
+    """CI runs this file once per mode; each run must really be on the paths it names."""
+    wanted = os.environ.get(PATHS_ENV, "fast")
+
+    async def main() -> None:
+        async with MqttClient(broker.url, "which-paths") as client:
+            assert client.paths == wanted
 
     run(main())
 
