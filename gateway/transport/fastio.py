@@ -7,10 +7,10 @@ status updates and PUBACKs out) those system calls were over half of the gateway
 
 ``FastIO`` is mixed into paho's ``Client``: reads are served from a buffer filled by one large
 ``recv()``, and consecutive queued packets go out in one ``send()``. Both override private paho
-methods (paho is pinned to 2.2.x; the tests exercise both paths against a real broker), and both
-keep paho's semantics: a partial write leaves the rest queued in order, ``_last_msg_out`` is
-updated for keepalive, and packets with side effects on write (QoS 0 PUBLISH, DISCONNECT) are
-left to paho's own code, one at a time.
+methods (they run only on the pinned paho-mqtt, see ``paths.py``; the tests exercise both
+against a real broker), and both keep paho's semantics: a partial write leaves the rest queued
+in order, ``_last_msg_out`` is updated for keepalive, and packets with side effects on write
+(QoS 0 PUBLISH, DISCONNECT) are left to paho's own code, one at a time.
 """
 
 from __future__ import annotations

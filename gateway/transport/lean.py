@@ -19,8 +19,9 @@ the common cases, leaving everything else to paho's own code:
 - messages that wait for room in the in-flight window are kept in a queue of their own, so a
   PUBACK sends the next one without scanning the window.
 
-It overrides private paho methods: paho is pinned to 2.2.x, and the integration tests run every
-path against a real broker (including reconnects with messages in flight and queued).
+It overrides private paho methods: it runs only on the paho-mqtt version pyproject.toml pins
+exactly (``paths.py`` falls back to paho's own code on any other), and the integration tests run
+every path against a real broker (including reconnects with messages in flight and queued).
 """
 
 from __future__ import annotations

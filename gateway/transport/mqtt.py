@@ -1,6 +1,7 @@
 """MQTT client for the asyncio loop: paho-mqtt driven by the event loop itself, no thread.
 
-This is the only module that imports paho, and where its errors become ``gateway.errors``.
+This module and the paho adapters beside it (``paths``, ``fastio``, ``lean``) are the only ones
+that import paho; here its errors become ``gateway.errors``.
 paho's socket callbacks register its socket with the running loop (``add_reader``/``add_writer``);
 ``Link`` (in ``link``) keeps it connected with backoff and keepalive ticks. Acknowledgements are
 manual: a QoS 1 message is PUBACKed only when the caller calls ``ack()`` after its durable commit,
@@ -507,8 +508,8 @@ class MqttClient(Link):
 
     def _on_readable(self) -> None:
         self._paho.loop_read()
-        # loop_read stops after a few packets; what FastIO already buffered would otherwise
-        # wait for the socket to become readable again.
+        # loop_read stops after a few packets; what is already buffered (FastIO's buffer, or
+        # TLS's on paho's paths) would otherwise wait for the socket to become readable again.
         while self._paho.buffered() and self._paho.socket() is not None:
             self._paho.loop_read()
         # Acks and republishes made while handling what was read go out now, in this loop
