@@ -1,10 +1,17 @@
-"""The gateway process: one root of everything that runs.
+"""The gateway process: one supervisor, and the services it runs, named once in ``PLUGS``.
 
-``Gateway`` enters, in order: the durable store, the order service (which loads open orders and
-queues unacknowledged tickets for resending), then the MQTT client (connected and subscribed),
-then, when the site has devices, the device service (Modbus pollers running, MQTT sensor nodes
-subscribed), and announces itself ``online`` (its last will says ``offline``). Leaving reverses
-the order.
+``Gateway`` enters the plugs of :data:`PLUGS` in order; each builds one service (and the adapters
+it needs) from the shared :class:`Wiring` and enters it through the :class:`Supervisor`, or
+does nothing when the site has no use for it (a site without appliances has no device service).
+Then the topic dispatcher is opened, so the first message reaches a service only once every
+service is ready, and the gateway announces itself ``online`` (its last will says
+``offline``). Leaving stops the services in reverse order. Adding a service is one plug
+function and one line in ``PLUGS``; the README lists them in this order.
+
+Whatever fails (a start, or a service's loop while running) leaves every service the same way
+and comes out of ``Gateway`` as one :class:`~gateway.errors.ServiceFailed`, which the command
+line prints as one line with exit code 1.
+
 ``run_gateway`` runs one until SIGINT/SIGTERM or ``stop`` is set.
 """
 
@@ -15,26 +22,30 @@ import contextlib
 import gc
 import logging
 import signal
-from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
 from gateway.bridge import MqttBridge
 from gateway.clock import Clock, SystemClock
 from gateway.codec import encode
-from gateway.contract import DeviceState, DeviceStatus
-from gateway.devices.actions import ActionService, Catalog
+from gateway.contract import AlertLevel, DeviceState, DeviceStatus
+from gateway.lifecycle import Supervisor
+from gateway.routing.outbound import alert
 from gateway.routing.service import OrderService, OrderStats
+from gateway.store.deadletters import DeadLetterLog
 from gateway.store.sqlite import Store
+from gateway.transport.dispatch import Dispatcher
 from gateway.transport.mqtt import MqttClient, Will
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
 
     from gateway.config import SiteConfig
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.service import DeviceService
     from gateway.events import Outbox
+    from gateway.transport.dispatch import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -42,87 +53,231 @@ _GC_YOUNG_THRESHOLD = 20_000
 _SMALL_BROKER_WINDOW = 100  # below it a broker holds throughput to its round trips
 
 
+@dataclass
+class Wiring:
+    """What the plugs share while the gateway is put together; each plug adds what it makes.
+
+    Attributes:
+        cfg: the site.
+        clock: kitchen time, for the order path (the demo runs it faster than real time).
+        device_clock: real time, for polling and device availability.
+        supervisor: enters each service; leaves them in reverse.
+        store: the durable state.
+        dead_letters: messages given up on.
+        mqtt: the one MQTT client.
+        dispatcher: routes inbound messages by topic filter to the adapter that claimed it.
+        bridge: the order path's MQTT adapter.
+        outbox: where the order service's events go (the bridge, maybe tapped by a service
+            that also wants to see them).
+        devices: the device service, when the site has appliances or sensors.
+        device_bridge: its MQTT adapter.
+        orders: the order service.
+    """
+
+    cfg: SiteConfig
+    clock: Clock
+    device_clock: Clock
+    supervisor: Supervisor
+    store: Store = field(init=False)
+    dead_letters: DeadLetterLog = field(init=False)
+    mqtt: MqttClient = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
+    bridge: MqttBridge = field(init=False)
+    outbox: Outbox = field(init=False)
+    devices: DeviceService | None = None
+    device_bridge: DeviceBridge | None = None
+    orders: OrderService = field(init=False)
+
+    def status(self, state: DeviceState) -> bytes:
+        """The gateway's own retained status message."""
+        cfg = self.cfg
+        now = self.clock.now()
+        return encode(DeviceStatus(device=cfg.client_id, state=state, role="gateway", at=now))
+
+    @property
+    def status_topic(self) -> str:
+        """Where the gateway's own status is retained."""
+        return f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a message the gateway gave up on, and tell people (before it is acknowledged)."""
+        self.dead_letters.record(letter)
+        text = (
+            f"a message on {letter.topic} could not be handled after {letter.attempts} "
+            f"attempts ({letter.error}); it is kept in {self.dead_letters.path}"
+        )
+        now = self.clock.now()
+        self.bridge.send(alert(AlertLevel.CRITICAL, "dead_letter", letter.owner, text, now))
+
+
+async def plug_state(w: Wiring) -> None:
+    """The durable store and the dead-letter file (both in the state directory)."""
+    cfg = w.cfg
+    full = cfg.state.durability == "full"
+    w.store = await w.supervisor.enter(Store(cfg.state.dir / "gateway.db", cfg.state.durability),
+                                       "store")  # fmt: skip
+    w.dead_letters = await w.supervisor.enter(
+        DeadLetterLog(cfg.state.dir / "dead_letters.jsonl", fsync=full, now=w.clock.now)
+    )
+
+
+async def plug_mqtt(w: Wiring) -> None:
+    """The MQTT client (connected when this returns), its dispatcher and the order bridge."""
+    cfg = w.cfg
+    w.mqtt = MqttClient(
+        cfg.mqtt.url,
+        cfg.client_id,
+        username=cfg.mqtt.username,
+        password=cfg.mqtt.password(),
+        keepalive_s=cfg.mqtt.keepalive_s,
+        will=Will(w.status_topic, w.status(DeviceState.OFFLINE)),
+    )
+    w.dispatcher = Dispatcher(w.mqtt, on_dead_letter=w.dead_letter)
+    w.bridge = MqttBridge(cfg.site.id, w.mqtt, cfg.delivery.max_payload_bytes)
+    w.outbox = w.bridge
+    await w.supervisor.enter(w.mqtt, "mqtt")
+
+
+async def plug_devices(w: Wiring) -> None:
+    """Modbus appliances and MQTT sensor nodes, when the site has any."""
+    cfg = w.cfg
+    if not cfg.devices:
+        return
+    # Imported here: a site without appliances never loads pymodbus.
+    from gateway.devices.audit import AuditLog  # noqa: PLC0415
+    from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
+    from gateway.devices.guard import WriteGuard  # noqa: PLC0415
+    from gateway.devices.profile import load_profiles  # noqa: PLC0415
+    from gateway.devices.service import DeviceService  # noqa: PLC0415
+
+    profiles = load_profiles(cfg.devices_profiles)
+    fsync = cfg.state.durability == "full"
+    audit = await w.supervisor.enter(
+        AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync), "audit"
+    )
+    bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
+    guard = WriteGuard(profiles, cfg.devices)
+    w.devices = DeviceService(cfg, profiles, bridge, guard, audit, w.device_clock)
+    w.device_bridge = bridge
+    bridge.attach(w.devices.submit, w.dispatcher)
+    await w.supervisor.enter(w.devices, "devices")
+
+
+async def plug_actions(w: Wiring) -> None:
+    """Appliance actions (a fired fry ticket starts its vat's timer), when the site has any."""
+    if w.devices is None or not w.cfg.appliance_actions:
+        return
+    from gateway.devices.actions import ActionService, Catalog  # noqa: PLC0415
+
+    # Tickets the order service sends pass by the action service on their way out; its writes
+    # are guarded and audited like any other.
+    actions = ActionService(
+        w.cfg.appliance_actions, Catalog.from_site(w.cfg), w.devices.write, w.clock
+    )
+    w.outbox = actions.tap(w.outbox)
+    await w.supervisor.enter(actions, "actions")
+
+
+async def plug_orders(w: Wiring) -> None:
+    """The order service: orders to tickets, exactly once (loads open orders when entered)."""
+    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox)
+    w.bridge.attach(w.orders.submit, w.dispatcher)
+    await w.supervisor.enter(w.orders, "orders")
+
+
+#: Every service of the gateway, in start order (they stop in reverse).
+PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
+    plug_state,
+    plug_mqtt,
+    plug_devices,
+    plug_actions,
+    plug_orders,
+)
+
+
 class Gateway:
     """The running gateway; ready (connected, state loaded) once ``async with`` has entered."""
 
-    def __init__(self, cfg: SiteConfig, *, clock: Clock | None = None) -> None:
-        """Prepare; nothing starts before ``async with``."""
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        *,
+        clock: Clock | None = None,
+        device_clock: Clock | None = None,
+        small_window_level: int = logging.WARNING,
+    ) -> None:
+        """Prepare; nothing starts before ``async with``.
+
+        Args:
+            cfg: the site.
+            clock: kitchen time for the order path (default: the system clock).
+            device_clock: time for polling devices (default: the system clock; the demo's
+                faster kitchen clock must not make the appliances polled faster).
+            small_window_level: the log level of the start-up note that the broker allows few
+                messages in flight (the demo, which never needs the rate, lowers it).
+        """
         self.cfg = cfg
         self.clock = clock or SystemClock()
-        self._stack = AsyncExitStack()
-        self.service: OrderService | None = None
-        self.mqtt: MqttClient | None = None
-        self.devices: DeviceService | None = None
-        self.device_bridge: DeviceBridge | None = None
+        self._device_clock = device_clock or SystemClock()
+        self._small_window_level = small_window_level
+        self._supervisor: Supervisor | None = None
+        self._wiring: Wiring | None = None
+
+    @property
+    def _w(self) -> Wiring:
+        assert self._wiring is not None, "the gateway is not running"
+        return self._wiring
+
+    @property
+    def service(self) -> OrderService:
+        """The order service."""
+        return self._w.orders
+
+    @property
+    def mqtt(self) -> MqttClient:
+        """The MQTT client."""
+        return self._w.mqtt
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The inbound topic dispatcher (its counters: ``dispatcher.stats``)."""
+        return self._w.dispatcher
+
+    @property
+    def devices(self) -> DeviceService | None:
+        """The device service, if the site has devices."""
+        return self._w.devices
+
+    @property
+    def device_bridge(self) -> DeviceBridge | None:
+        """The device service's MQTT adapter, if the site has devices."""
+        return self._w.device_bridge
 
     @property
     def stats(self) -> OrderStats:
         """The order service's counters."""
-        assert self.service is not None, "the gateway is not running"
-        return self.service.stats
-
-    @property
-    def _status_topic(self) -> str:
-        return f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
-
-    def _status(self, state: DeviceState) -> bytes:
-        return encode(
-            DeviceStatus(
-                device=self.cfg.client_id, state=state, role="gateway", at=datetime.now(UTC)
-            )
-        )
+        return self._w.orders.stats
 
     async def __aenter__(self) -> Self:
-        """Start everything; raises GatewayError (nothing left running) if any part fails."""
-        cfg = self.cfg
+        """Start every service in order; raises ServiceFailed (nothing left running) on failure."""
+        sup = self._supervisor = await Supervisor().__aenter__()
+        w = self._wiring = Wiring(self.cfg, self.clock, self._device_clock, sup)
         try:
-            store = self._stack.enter_context(
-                Store(cfg.state.dir / "gateway.db", cfg.state.durability)
-            )
-            status_topic = self._status_topic
-            self.mqtt = MqttClient(
-                cfg.mqtt.url,
-                cfg.client_id,
-                username=cfg.mqtt.username,
-                password=cfg.mqtt.password(),
-                keepalive_s=cfg.mqtt.keepalive_s,
-                will=Will(status_topic, self._status(DeviceState.OFFLINE)),
-            )
-            bridge = MqttBridge(cfg.site.id, self.mqtt, cfg.delivery.max_payload_bytes)
-            outbox: Outbox = bridge
-            actions: ActionService | None = None
-            if cfg.devices:
-                self.devices = self._device_service()
-                if cfg.appliance_actions:
-                    # Tickets the order service sends pass by the action service on their way
-                    # out: a fry ticket that fires starts its vat's timer (guarded like any write).
-                    actions = ActionService(
-                        cfg.appliance_actions,
-                        Catalog.from_site(cfg),
-                        self.devices.write,
-                        self.clock,
-                    )
-                    outbox = actions.tap(bridge)
-            self.service = OrderService(cfg, store, self.clock, outbox)
-            # Handlers are attached before connecting: the broker delivers the messages it
-            # queued for our session right after CONNACK. The device bridge goes last: it takes
-            # sensor telemetry and hands every other message on to the order bridge.
-            bridge.attach(self.service.submit)
-            if self.devices is not None:
-                assert self.device_bridge is not None
-                self.device_bridge.attach(self.devices.submit, chain=bridge.handle)
-            await self._stack.enter_async_context(self.mqtt)
-            if self.devices is not None:
-                await self._stack.enter_async_context(self.devices)
-            if actions is not None:
-                await self._stack.enter_async_context(actions)
-            await self._stack.enter_async_context(self.service)
-            self.mqtt.on_connection_change(self._on_reconnect)
-            self.mqtt.publish(status_topic, self._status(DeviceState.ONLINE), retain=True)
+            for plug in PLUGS:
+                await plug(w)
+            w.mqtt.on_connection_change(self._on_reconnect)
+            w.dispatcher.open()
+            w.mqtt.publish(w.status_topic, w.status(DeviceState.ONLINE), retain=True)
             self._check_broker_window()
-        except BaseException:
-            await self._stack.aclose()
+        except BaseException as exc:
+            await sup.__aexit__(type(exc), exc, exc.__traceback__)
             raise
+        self._tune_gc()
+        log.info("gateway %s ready on %s (%s)", self.cfg.client_id, self.cfg.mqtt.url,
+                 ", ".join(sup.names))  # fmt: skip
+        return self
+
+    def _tune_gc(self) -> None:
         # What exists now (profiles, connections, menu, open orders) lives as long as the
         # gateway: frozen, the garbage collector stops walking it on every full collection.
         # With 2,000 polled devices that cut the longest pause from ~90 ms to ~12 ms, the tail
@@ -133,40 +288,19 @@ class Gateway:
         # bench/routing flat out, four alternating runs: 1,382 -> 1,462 orders/s on average.
         thresholds = gc.get_threshold()
         gc.set_threshold(_GC_YOUNG_THRESHOLD, *thresholds[1:])
-        self._stack.callback(gc.set_threshold, *thresholds)
-        self._stack.callback(gc.unfreeze)
-        log.info("gateway %s ready on %s", cfg.client_id, cfg.mqtt.url)
-        return self
+        self._restore_gc = thresholds
 
     def _check_broker_window(self) -> None:
         """Say so once when the broker keeps our publishes to a few in flight."""
-        assert self.mqtt is not None
-        window = self.mqtt.inflight_window
+        window = self._w.mqtt.inflight_window
         if window < _SMALL_BROKER_WINDOW:
-            log.warning(
+            log.log(
+                self._small_window_level,
                 "the MQTT broker at %s takes only %d unacknowledged messages from a client at a "
                 "time (its Receive Maximum); under load the gateway then waits on each round "
                 "trip. For Mosquitto, set 'max_inflight_messages 1000' in mosquitto.conf.",
                 self.cfg.mqtt.url, window,
             )  # fmt: skip
-
-    def _device_service(self) -> DeviceService:
-        """Build the device service and its MQTT bridge on the gateway's one MQTT client."""
-        # Imported here: a site without appliances never loads pymodbus.
-        from gateway.devices.audit import AuditLog  # noqa: PLC0415
-        from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
-        from gateway.devices.guard import WriteGuard  # noqa: PLC0415
-        from gateway.devices.profile import load_profiles  # noqa: PLC0415
-        from gateway.devices.service import DeviceService  # noqa: PLC0415
-
-        cfg = self.cfg
-        assert self.mqtt is not None
-        profiles = load_profiles(cfg.devices_profiles)
-        fsync = cfg.state.durability == "full"
-        audit = self._stack.enter_context(AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync))
-        self.device_bridge = bridge = DeviceBridge(cfg.site.id, self.mqtt, cfg.devices, profiles)
-        guard = WriteGuard(profiles, cfg.devices)
-        return DeviceService(cfg, profiles, bridge, guard, audit, self.clock)
 
     def _on_reconnect(self, up: bool) -> None:
         """After a reconnect: resend what screens never acked, and say ``online`` again.
@@ -179,24 +313,36 @@ class Gateway:
         """
         if not up:
             return
-        assert self.service is not None
-        assert self.mqtt is not None
-        self.service.resend_now()
-        self.mqtt.publish(self._status_topic, self._status(DeviceState.ONLINE), retain=True)
+        w = self._w
+        w.orders.resend_now()
+        w.mqtt.publish(w.status_topic, w.status(DeviceState.ONLINE), retain=True)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Say offline (cleanly) and stop everything in reverse order."""
-        if self.mqtt is not None and self.mqtt.connected:
-            self.mqtt.publish(self._status_topic, self._status(DeviceState.OFFLINE), retain=True)
-        await self._stack.__aexit__(et, e, tb)
+        """Say offline (cleanly) and stop every service in reverse order."""
+        w, sup = self._w, self._supervisor
+        assert sup is not None
+        try:
+            if w.mqtt.connected:
+                w.mqtt.publish(w.status_topic, w.status(DeviceState.OFFLINE), retain=True)
+            w.dispatcher.close()
+        finally:
+            restore = getattr(self, "_restore_gc", None)
+            if restore is not None:
+                gc.set_threshold(*restore)
+                gc.unfreeze()
+            await sup.__aexit__(et, e, tb)
 
 
 async def run_gateway(
     cfg: SiteConfig, *, clock: Clock | None = None, stop: asyncio.Event | None = None
 ) -> None:
-    """Run a gateway until SIGINT/SIGTERM or until ``stop`` is set."""
+    """Run a gateway until SIGINT/SIGTERM or until ``stop`` is set.
+
+    Raises:
+        ServiceFailed: a service could not start, or failed while running.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

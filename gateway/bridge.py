@@ -30,13 +30,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.events import InboundEvent
+    from gateway.transport.dispatch import Dispatcher
     from gateway.transport.mqtt import InboundMessage, MqttClient
 
 log = logging.getLogger(__name__)
 
 
 class MqttBridge:
-    """Decodes inbound MQTT messages for a service and publishes what it emits."""
+    """Decodes inbound MQTT messages for a service and publishes what it emits.
+
+    It claims the inbound topics of tablets and screens with the :class:`Dispatcher` (one
+    handler per kind of message, so no topic is parsed twice) and is the service's ``Outbox``.
+    """
+
+    owner = "orders"
 
     def __init__(self, site: str, client: MqttClient, max_payload: int) -> None:
         """Bind to a site's topics on a connected (or connecting) client."""
@@ -44,56 +51,61 @@ class MqttBridge:
         self._client = client
         self._max = max_payload
         self._submit: Callable[[InboundEvent], None] | None = None
-        self.unroutable = 0
+        self._dispatcher: Dispatcher | None = None
         self.foreign_response_topics = 0
 
-    def attach(self, submit: Callable[[InboundEvent], None]) -> None:
-        """Start feeding ``submit`` and subscribe to the inbound topics."""
+    def attach(self, submit: Callable[[InboundEvent], None], dispatcher: Dispatcher) -> None:
+        """Feed ``submit`` with the messages of the inbound topics, claimed on ``dispatcher``."""
         self._submit = submit
-        self._client.set_handler(self.handle)
-        t = self.topics
-        self._client.subscribe(t.tablet("+", "orders"), qos=1)
-        self._client.subscribe(t.tablet("+", "commands"), qos=1)
-        self._client.subscribe(t.kds("+", "events"), qos=1)
-        self._client.subscribe(t.kds("+", "heartbeat"), qos=0)
+        self._dispatcher = dispatcher
+        t, owner = self.topics, self.owner
+        dispatcher.route(t.tablet("+", "orders"), self._on_order, qos=1, owner=owner)
+        dispatcher.route(t.tablet("+", "commands"), self._on_command, qos=1, owner=owner)
+        dispatcher.route(t.kds("+", "events"), self._on_kds_event, qos=1, owner=owner)
+        dispatcher.route(t.kds("+", "heartbeat"), self._on_heartbeat, qos=0, owner=owner)
 
-    def handle(self, msg: InboundMessage) -> None:
-        """Decode one wire message into an event for the service (or ack and count a stray)."""
-        parsed = self.topics.parse(msg.topic)
-        submit = self._submit
-        if parsed is None or submit is None:
-            self._drop(msg)
-            return
-        kind, ident, leaf = parsed
-        if kind == "tablet" and leaf in ("orders", "commands"):
-            response_topic = msg.response_topic
-            if response_topic is not None and not response_topic.startswith(
-                self.topics.tablet(ident, "")
-            ):
-                # A tablet may only have replies sent below its own topics: otherwise any
-                # tablet could make the gateway publish tickets to a kitchen screen.
-                self.foreign_response_topics += 1
-                response_topic = None
-            route = ReplyRoute(ident, response_topic, msg.correlation_data)
-            if leaf == "orders":
-                submit(OrderIn(decode_order(msg.payload, self._max), route, msg))
-            else:
-                submit(CommandIn(decode_command(msg.payload, self._max), route, msg))
-        elif kind == "kds" and leaf == "events":
-            submit(KdsEventIn(ident, decode_kds_event(msg.payload, self._max), msg))
-        elif kind == "kds" and leaf == "heartbeat":
-            submit(HeartbeatIn(ident, decode_heartbeat(msg.payload, self._max)))
-        else:
-            self._drop(msg)
+    def _ident(self, msg: InboundMessage) -> str:
+        # The dispatcher only hands over topics of our filters: rst/{site}/{kind}/{id}/{leaf}.
+        return msg.topic.split("/", 4)[3]
 
-    def _drop(self, msg: InboundMessage) -> None:
-        # Not ours (a stray subscription match): acknowledge so it does not block the window.
-        self.unroutable += 1
-        self._client.ack(msg)
+    def _route(self, msg: InboundMessage) -> ReplyRoute:
+        ident = self._ident(msg)
+        response_topic = msg.response_topic
+        if response_topic is not None and not response_topic.startswith(
+            self.topics.tablet(ident, "")
+        ):
+            # A tablet may only have replies sent below its own topics: otherwise any
+            # tablet could make the gateway publish tickets to a kitchen screen.
+            self.foreign_response_topics += 1
+            response_topic = None
+        return ReplyRoute(ident, response_topic, msg.correlation_data)
+
+    def _on_order(self, msg: InboundMessage) -> None:
+        assert self._submit is not None
+        self._submit(OrderIn(decode_order(msg.payload, self._max), self._route(msg), msg))
+
+    def _on_command(self, msg: InboundMessage) -> None:
+        assert self._submit is not None
+        route = self._route(msg)
+        self._submit(CommandIn(decode_command(msg.payload, self._max), route, msg))
+
+    def _on_kds_event(self, msg: InboundMessage) -> None:
+        assert self._submit is not None
+        event = decode_kds_event(msg.payload, self._max)
+        self._submit(KdsEventIn(self._ident(msg), event, msg))
+
+    def _on_heartbeat(self, msg: InboundMessage) -> None:
+        assert self._submit is not None
+        self._submit(HeartbeatIn(self._ident(msg), decode_heartbeat(msg.payload, self._max)))
 
     def ack(self, token: object) -> None:
         """Acknowledge the message behind ``token`` (the service committed its effects)."""
         self._client.ack(token)  # type: ignore[arg-type]
+
+    def fail(self, token: object, error: Exception) -> None:
+        """The service could not handle the message behind ``token``: the dispatcher retries."""
+        assert self._dispatcher is not None
+        self._dispatcher.failed(token, error)  # type: ignore[arg-type]
 
     def send(self, event: OutboundEvent) -> None:
         """Publish one outbound event on its topic."""

@@ -18,7 +18,8 @@ payload is counted by reason and logged once per device and reason; it never rai
 ``seq`` not above the last one taken is a duplicate (dropped, counted) unless ``at`` is later,
 which is a node that restarted and counts from 1 again.
 
-MQTT messages on other topics go to ``chain`` (the order bridge): the MQTT client has one handler.
+The sensors' topics are claimed on the :class:`~gateway.transport.dispatch.Dispatcher`, so this
+bridge gets those messages and no others.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from gateway.devices.codec import Value
     from gateway.devices.events import DeviceEvent
     from gateway.devices.profile import MqttField, Profile
-    from gateway.transport.mqtt import InboundMessage, MessageHandler, MqttClient
+    from gateway.transport.dispatch import Dispatcher
+    from gateway.transport.mqtt import InboundMessage, MqttClient
 
 __all__ = ["BridgeStats", "DeviceBridge", "LastSeen", "Rejection", "check_telemetry"]
 
@@ -207,24 +209,21 @@ class DeviceBridge:
         self._status: dict[str, bytes] = {}
         self._logged: set[tuple[str, str]] = set()
         self._submit: Callable[[DeviceReadings], None] | None = None
-        self._chain: MessageHandler | None = None
         self.stats = BridgeStats()
 
-    def attach(
-        self, submit: Callable[[DeviceReadings], None], chain: MessageHandler | None = None
-    ) -> None:
-        """Take over the client's handler, subscribe to the sensors, republish on reconnect.
+    owner = "devices"
+
+    def attach(self, submit: Callable[[DeviceReadings], None], dispatcher: Dispatcher) -> None:
+        """Claim the sensors' telemetry topics on ``dispatcher``; republish status on reconnect.
 
         Args:
             submit: takes the readings of sensor nodes (``DeviceService.submit``).
-            chain: gets every message that is not a sensor's telemetry (the order bridge's
-                handler); without it such messages are acknowledged and dropped.
+            dispatcher: routes the MQTT client's messages by topic.
         """
         self._submit = submit
-        self._chain = chain
-        self._client.set_handler(self._on_message)
         for device in self._sensors:
-            self._client.subscribe(self.topics.device_telemetry(device), qos=0)
+            topic = self.topics.device_telemetry(device)
+            dispatcher.route(topic, self._on_message, qos=0, owner=self.owner)
         self._client.on_connection_change(lambda up: self.republish_status() if up else None)
 
     # --- out ----------------------------------------------------------------------------
@@ -253,15 +252,9 @@ class DeviceBridge:
     # --- in -----------------------------------------------------------------------------
 
     def _on_message(self, msg: InboundMessage) -> None:
-        parsed = self.topics.parse(msg.topic)
-        if parsed is None or parsed[0] != "device" or parsed[2] != "telemetry":
-            self._pass_on(msg)
-            return
-        device = parsed[1]
-        fields = self._sensors.get(device)
-        if fields is None:
-            self._pass_on(msg)
-            return
+        # Only our sensors' exact topics are routed here: rst/{site}/device/{device}/telemetry.
+        device = msg.topic.split("/", 4)[3]
+        fields = self._sensors[device]
         self._client.ack(msg)  # a no-op at QoS 0; a reading is never worth a redelivery
         telemetry = check_telemetry(msg.payload, device, fields, self._last.get(device))
         if isinstance(telemetry, Rejection):
@@ -271,12 +264,6 @@ class DeviceBridge:
         self.stats.sensor_accepted += 1
         if self._submit is not None:
             self._submit(DeviceReadings(device, telemetry.at, dict(telemetry.values)))
-
-    def _pass_on(self, msg: InboundMessage) -> None:
-        if self._chain is not None:
-            self._chain(msg)
-        else:
-            self._client.ack(msg)
 
     def _reject(self, device: str, bad: Rejection) -> None:
         if bad.kind == "duplicate":

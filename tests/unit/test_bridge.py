@@ -8,6 +8,7 @@ import uuid
 from gateway.bridge import MqttBridge
 from gateway.codec import DecodeFailure
 from gateway.events import InboundEvent, OrderIn, ReplyOut
+from gateway.transport.dispatch import DeadLetter, Dispatcher
 from gateway.transport.messages import InboundMessage
 
 
@@ -58,11 +59,18 @@ def _order() -> bytes:
     ).encode()
 
 
+def attached(client: RecordingClient, events: list[InboundEvent]) -> tuple[MqttBridge, Dispatcher]:
+    bridge = MqttBridge("s1", client, 65_536)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(client)  # type: ignore[arg-type]
+    bridge.attach(events.append, dispatcher)
+    dispatcher.open()
+    return bridge, dispatcher
+
+
 def test_orders_become_typed_events_and_replies_honour_the_tablets_response_topic() -> None:
     client = RecordingClient()
-    bridge = MqttBridge("s1", client, 65_536)  # type: ignore[arg-type]
     events: list[InboundEvent] = []
-    bridge.attach(events.append)
+    bridge, _dispatcher = attached(client, events)
     assert "rst/s1/tablet/+/orders" in client.subscriptions
     client.handler(_msg("rst/s1/tablet/tab-1/orders", _order(), "rst/s1/tablet/tab-1/rpc"))
     (ev,) = events
@@ -75,9 +83,8 @@ def test_orders_become_typed_events_and_replies_honour_the_tablets_response_topi
 
 def test_a_response_topic_outside_the_tablets_own_topics_is_ignored() -> None:
     client = RecordingClient()
-    bridge = MqttBridge("s1", client, 65_536)  # type: ignore[arg-type]
     events: list[InboundEvent] = []
-    bridge.attach(events.append)
+    bridge, _dispatcher = attached(client, events)
     # A tablet must not be able to make the gateway publish to a kitchen screen.
     client.handler(_msg("rst/s1/tablet/tab-1/orders", _order(), "rst/s1/kds/grill/tickets"))
     (ev,) = events
@@ -90,11 +97,39 @@ def test_a_response_topic_outside_the_tablets_own_topics_is_ignored() -> None:
 
 def test_messages_on_topics_that_are_not_ours_are_acked_and_counted() -> None:
     client = RecordingClient()
-    bridge = MqttBridge("s1", client, 65_536)  # type: ignore[arg-type]
     events: list[InboundEvent] = []
-    bridge.attach(events.append)
+    _bridge, dispatcher = attached(client, events)
     stray = _msg("rst/other-site/tablet/x/orders", b"{}")
     client.handler(stray)
     assert events == []
     assert client.acked == [stray]
-    assert bridge.unroutable == 1
+    assert dispatcher.stats.unclaimed == 1
+
+
+def test_the_bridge_claims_the_tablets_and_screens_topics() -> None:
+    client = RecordingClient()
+    _, dispatcher = attached(client, [])
+    assert dispatcher.filters == {
+        "rst/s1/tablet/+/orders": "orders",
+        "rst/s1/tablet/+/commands": "orders",
+        "rst/s1/kds/+/events": "orders",
+        "rst/s1/kds/+/heartbeat": "orders",
+    }
+
+
+def test_a_message_the_service_cannot_handle_goes_back_to_the_dispatcher() -> None:
+    client = RecordingClient()
+    events: list[InboundEvent] = []
+    letters: list[DeadLetter] = []
+    bridge = MqttBridge("s1", client, 65_536)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(client, max_attempts=1, on_dead_letter=letters.append)  # type: ignore[arg-type]
+    bridge.attach(events.append, dispatcher)
+    dispatcher.open()
+    msg = _msg("rst/s1/tablet/tab-1/orders", _order())
+    client.handler(msg)
+    (ev,) = events
+    assert isinstance(ev, OrderIn)
+    assert client.acked == []
+    bridge.fail(ev.token, KeyError("bug"))
+    assert [(d.topic, d.owner, d.attempts) for d in letters] == [(msg.topic, "orders", 1)]
+    assert client.acked == [msg]

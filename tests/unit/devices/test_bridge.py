@@ -15,6 +15,7 @@ from gateway.contract import DeviceState, Telemetry
 from gateway.devices.bridge import DeviceBridge, LastSeen, Rejection, check_telemetry
 from gateway.devices.events import AvailabilityChanged, DeviceReadings
 from gateway.devices.profile import MqttField, Profile
+from gateway.transport.dispatch import Dispatcher
 from gateway.transport.messages import InboundMessage
 
 AT = datetime(2026, 1, 1, 18, 0, tzinfo=UTC)
@@ -79,13 +80,14 @@ def message(topic: str, body: bytes) -> InboundMessage:
                           correlation_data=None, received_at=0.0)  # fmt: skip
 
 
-def bridge() -> tuple[DeviceBridge, FakeMqtt, list[DeviceReadings], list[InboundMessage]]:
+def bridge() -> tuple[DeviceBridge, FakeMqtt, list[DeviceReadings], Dispatcher]:
     client = FakeMqtt()
     b = DeviceBridge("s1", client, DEVICES, PROFILES)  # type: ignore[arg-type]
     readings: list[DeviceReadings] = []
-    chained: list[InboundMessage] = []
-    b.attach(readings.append, chain=chained.append)
-    return b, client, readings, chained
+    dispatcher = Dispatcher(client)  # type: ignore[arg-type]
+    b.attach(readings.append, dispatcher)
+    dispatcher.open()
+    return b, client, readings, dispatcher
 
 
 # --- check_telemetry (pure) -------------------------------------------------------------------
@@ -194,15 +196,18 @@ def test_availability_becomes_a_retained_status_with_the_role_and_is_republished
     ]
 
 
-def test_sensor_telemetry_becomes_readings_and_everything_else_is_chained() -> None:
-    b, client, readings, chained = bridge()
+def test_sensor_telemetry_becomes_readings_and_nothing_else_reaches_the_bridge() -> None:
+    b, client, readings, dispatcher = bridge()
+    # Only the sensors' own topics are claimed: not device/+/telemetry, which would bring
+    # every Modbus reading the gateway publishes back to it.
+    assert dispatcher.filters == {"rst/s1/device/probe1/telemetry": "devices"}
     client.handler(message("rst/s1/device/probe1/telemetry", payload(values={"temp_c": 4.0})))
     other = message("rst/s1/kds/grill/events", b"{}")
     client.handler(other)
     modbus_echo = message("rst/s1/device/fryer1/telemetry", b"{}")
     client.handler(modbus_echo)
     assert readings == [DeviceReadings("probe1", AT, {"temp_c": 4.0})]
-    assert chained == [other, modbus_echo]
+    assert dispatcher.stats.unclaimed == 2
     assert b.stats.sensor_accepted == 1
 
 
