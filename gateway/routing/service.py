@@ -34,7 +34,7 @@ import logging
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from gateway.codec import DecodeFailure, encode
 from gateway.config import StationKind
@@ -59,6 +59,7 @@ from gateway.events import (
     ReplyRoute,
     TicketOut,
 )
+from gateway.lifecycle import Service
 from gateway.routing.commands import InvalidLine, apply_command
 from gateway.routing.kitchen import Effect, Kitchen, KitchenError
 from gateway.routing.menu import build_menu
@@ -68,16 +69,15 @@ from gateway.routing.render import accepted_reply
 from gateway.routing.resends import UnackedTickets
 from gateway.routing.rules import RouteTable
 from gateway.routing.screens import ScreenWatch
-from gateway.store.sqlite import Batch
+from gateway.store.batch import Batch
 
 if TYPE_CHECKING:
-    from types import TracebackType
     from uuid import UUID
 
     from gateway.clock import Clock
     from gateway.config import SiteConfig
     from gateway.contract import Menu, OrderRequest
-    from gateway.store.sqlite import Store
+    from gateway.routing.storage import OrderStore
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,18 @@ class _Open:
         return bool(self.tokens or self.outs or self.batch or self.save)
 
 
-class OrderService:
-    """Orders to tickets, exactly once as the cook sees it. Use as an async context manager."""
+class OrderService(Service):
+    """Orders to tickets, exactly once as the cook sees it.
 
-    def __init__(self, cfg: SiteConfig, store: Store, clock: Clock, outbox: Outbox) -> None:
+    A :class:`~gateway.lifecycle.Service` (``async with``): entering loads the open orders and
+    is ready to take events; its loops are ``orders:flusher``, ``orders:committer`` and
+    ``orders:ticker``. A loop that fails (a ``StoreError`` from a commit) makes it leave with
+    ``ServiceFailed``, with nothing of the failed batch acknowledged or sent.
+    """
+
+    name = "orders"
+
+    def __init__(self, cfg: SiteConfig, store: OrderStore, clock: Clock, outbox: Outbox) -> None:
         """Wire the service; nothing runs until ``async with``."""
         self._cfg = cfg
         self._store = store
@@ -154,12 +162,10 @@ class OrderService:
         self._idle = asyncio.Event()
         self._committing = False
         self._writer: ThreadPoolExecutor | None = None
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
         store = self._store
         self.kitchen.restore(
@@ -174,53 +180,35 @@ class OrderService:
         self._screens.start(now)
         # One thread: commits must reach the disk in the order their batches were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        try:
-            # Before the first order: one refused for a full disk, or accepted onto one, is
-            # decided on a fresh reading, and a long-stopped gateway's old rows go first.
-            self._check_disk()
-            await self._purge()
-            self._tasks = [
-                self._tg.create_task(self._flusher(), name="orders-flusher"),
-                self._tg.create_task(self._committer(), name="orders-committer"),
-                self._tg.create_task(self._ticker(), name="orders-ticker"),
-            ]
-            self._outbox.send(MenuOut(self.menu()))
-        except BaseException as err:
-            await self.__aexit__(type(err), err, err.__traceback__)
-            raise
+        # Before the first order: one refused for a full disk, or accepted onto one, is decided
+        # on a fresh reading, and a long-stopped gateway's old rows go first.
+        self._check_disk()
+        await self._purge()
+        self.spawn(self._flusher(), "flusher")
+        self.spawn(self._committer(), "committer")
+        self.spawn(self._ticker(), "ticker")
+        self._outbox.send(MenuOut(self.menu()))
         self.resend_now()
         log.info(
             "order service ready: %d open orders, %d tickets to resend",
             len(self.kitchen),
             len(self._unacked),
         )
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop the loops; what was not committed is redelivered by the broker next time.
+    async def stop(self) -> None:
+        """Shut the writer thread down (the loops have ended).
 
-        Except acks not saved yet (acknowledged before their commit): their ticket versions are
-        resent after the restart, and the screens ack them again.
+        What was not committed is redelivered by the broker next time, except acks not saved
+        yet (acknowledged before their commit): their ticket versions are resent after the
+        restart, and the screens ack them again.
         """
-        assert self._tg is not None
-        for task in self._tasks:
-            task.cancel()
-        try:
-            await self._tg.__aexit__(et, e, tb)
-        finally:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                # A commit already on the writer thread finishes (it is one transaction), so
-                # the store can be closed after us; its batch is neither acked nor sent, which
-                # a restart handles like a crash just after a commit. Waited for off the loop;
-                # nothing queued behind it (a purge) starts.
-                await asyncio.shield(
-                    asyncio.to_thread(writer.shutdown, wait=True, cancel_futures=True)
-                )
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # A commit already on the writer thread finishes (it is one transaction), so the
+            # store can be closed after us; its batch is neither acked nor sent, which a
+            # restart handles like a crash just after a commit. Waited for off the loop;
+            # nothing queued behind it (a purge) starts.
+            await asyncio.shield(asyncio.to_thread(writer.shutdown, wait=True, cancel_futures=True))
 
     # --- input --------------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ import logging
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Self
 from uuid import UUID
 
@@ -38,6 +37,8 @@ from gateway.errors import StoreError, StoreFull
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator
     from pathlib import Path
+
+    from gateway.store.batch import Batch
 
 log = logging.getLogger(__name__)
 
@@ -84,32 +85,6 @@ CREATE TABLE IF NOT EXISTS commands (
     at         REAL NOT NULL
 ) WITHOUT ROWID;
 """
-
-
-@dataclass(slots=True)
-class Batch:
-    """Everything one transaction writes; orders are named by their kitchen ``seq``."""
-
-    replies: list[tuple[UUID, str, bytes]] = field(default_factory=list)
-    snapshots: dict[int, bytes] = field(default_factory=dict)
-    closed: set[int] = field(default_factory=set)
-    acks: list[tuple[UUID, int, int]] = field(default_factory=list)
-    tickets: list[tuple[UUID, int, int, bytes]] = field(default_factory=list)
-    commands: list[tuple[UUID, bytes]] = field(default_factory=list)
-    # The commit's wall time (epoch seconds), stamped on its rows; None: the system's, read
-    # at the commit. The order service passes its clock's.
-    at: float | None = None
-
-    def __bool__(self) -> bool:
-        """Whether there is anything to write."""
-        return bool(
-            self.replies
-            or self.snapshots
-            or self.closed
-            or self.acks
-            or self.tickets
-            or self.commands
-        )
 
 
 class Store:

@@ -43,6 +43,7 @@ from gateway.contract import (
     Ticket,
     VoidLine,
 )
+from gateway.errors import ServiceFailed, StoreError
 from gateway.events import (
     AlertOut,
     CommandIn,
@@ -58,12 +59,13 @@ from gateway.events import (
 from gateway.routing import service as service_module
 from gateway.routing.service import OrderService, OrderStats
 from gateway.site_file import parse_site
-from gateway.store.sqlite import Batch, Store
+from gateway.store.sqlite import Store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from gateway.config import SiteConfig
+    from gateway.store.batch import Batch
 
 DEMO_PATH = Path(__file__).resolve().parents[3] / "examples" / "demo-site.toml"
 DEMO_DATA = tomllib.loads(DEMO_PATH.read_text(encoding="utf-8"))
@@ -377,6 +379,49 @@ def test_a_resend_while_its_order_waits_for_a_commit_is_not_a_second_order(
     first = {r.order_id: r for r in reqs}
     assert len({t.order_id for t in outbox.tickets()} & set(first)) == len(reqs)
     assert len(outbox.tickets()) == len({(t.ticket_id, t.version) for t in outbox.tickets()})
+
+
+class FailingStore(Store):
+    """The real store, whose commits fail as a broken disk's would."""
+
+    def commit(self, batch: Batch) -> None:
+        raise StoreError("disk I/O error")
+
+
+def test_a_failed_commit_stops_the_service_with_nothing_acknowledged(tmp_path: Path) -> None:
+    """The service is a lifecycle Service: its loops are named, and a failing one leaves it."""
+    cfg = site(tmp_path)
+    req = order_request("bruschetta")
+
+    async def main() -> tuple[RecordingOutbox, list[str]]:
+        store = FailingStore(tmp_path / "g.db")
+        outbox = RecordingOutbox(tmp_path / "g.db")
+        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+        names: list[str] = []
+
+        async def use() -> None:
+            async with svc:
+                assert svc.running
+                names.extend(t.get_name() for t in asyncio.all_tasks())
+                svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, 0)))
+                await svc.idle()  # the failing loop cancels this wait
+
+        try:
+            with pytest.raises(ServiceFailed) as info:
+                await use()
+            assert info.value.service == "orders"
+            assert isinstance(info.value.cause, StoreError)
+            assert not svc.running
+        finally:
+            outbox.close()
+            store.close()
+        return outbox, names
+
+    outbox, names = asyncio.run(main())
+    assert {"orders:flusher", "orders:committer", "orders:ticker"} <= set(names)
+    assert outbox.acks == []
+    assert outbox.replies() == []
+    assert outbox.tickets() == []
 
 
 def test_an_order_is_accepted_once_and_acked_only_after_the_commit(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from gateway.errors import StoreError, StoreFull
-from gateway.store.sqlite import Batch, Store, _translate
+from gateway.store.batch import Batch
+from gateway.store.sqlite import Store, _translate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
