@@ -11,16 +11,19 @@ no-op. No send raises into the caller: telling systemd is never worth stopping a
 A failed send is logged once, when sending starts to fail, and once when it works again.
 
 Typical use, in the process that systemd started (the main PID, as ``NotifyAccess=main``
-requires)::
+requires). systemd watches only a running service: the watchdog starts with ``READY=1`` and
+ends with the stop, so the pings need to run from ready to stopping, no longer::
 
     notifier = Notifier.from_env()
-    ...  # start everything
-    notifier.ready("serving site trattoria")
-    interval = watchdog_interval()
-    if interval is not None:
-        tg.create_task(watchdog(clock, interval, notifier), name="sd-watchdog")
-    ...
-    notifier.stopping()
+    async with Gateway(cfg) as gateway, asyncio.TaskGroup() as tg:  # entered: ready
+        notifier.ready(f"site {cfg.site.id}")
+        dog = tg.create_task(
+            watchdog(SystemClock(), watchdog_interval(), notifier), name="sd-watchdog"
+        )
+        await stop.wait()
+        notifier.stopping()
+        dog.cancel()
+    notifier.close()
 """
 
 from __future__ import annotations
@@ -176,7 +179,9 @@ def watchdog_interval(env: Mapping[str, str] | None = None, pid: int | None = No
     return micros / 1e6 if micros > 0 else None
 
 
-async def watchdog(clock: Sleeper, interval_s: float, notifier: Notifier | None = None) -> None:
+async def watchdog(
+    clock: Sleeper, interval_s: float | None, notifier: Notifier | None = None
+) -> None:
     """Ping systemd's watchdog every ``interval_s / 2`` seconds, until cancelled.
 
     Run it as a task beside the services: while the event loop runs, the pings go out; when
@@ -186,12 +191,15 @@ async def watchdog(clock: Sleeper, interval_s: float, notifier: Notifier | None 
     Args:
         clock: where the sleeps come from; give it real time (``SystemClock``): a faster
             kitchen clock would only ping more often.
-        interval_s: the watchdog timeout, from :func:`watchdog_interval`; must be positive.
+        interval_s: the watchdog timeout, from :func:`watchdog_interval`; None (no watchdog):
+            return at once, so the caller needs no ``if``.
         notifier: where to send; a new one from ``$NOTIFY_SOCKET`` when None.
 
     Raises:
         ValueError: ``interval_s`` is not positive (a caller's mistake, raised before any ping).
     """
+    if interval_s is None:
+        return
     if interval_s <= 0:
         msg = f"watchdog interval must be positive, not {interval_s}"
         raise ValueError(msg)

@@ -288,3 +288,15 @@ def test_the_watchdog_closes_a_notifier_it_made_itself(
 def test_the_watchdog_refuses_a_nonsense_interval(interval: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         asyncio.run(watchdog(ManualClock(), interval, Notifier(None)))
+
+
+def test_the_watchdog_returns_at_once_without_an_interval(
+    path_socket: tuple[str, socket.socket],
+) -> None:
+    name, receiver = path_socket
+    notifier = Notifier(name)
+    try:
+        asyncio.run(watchdog(ManualClock(), None, notifier))
+    finally:
+        notifier.close()
+    assert _messages(receiver) == []
