@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 
     from pymodbus.pdu import ModbusPDU
 
-__all__ = ["ConnectionStats", "ModbusConnection", "Priority"]
+    from gateway.devices.tuning import Tuning
+
+__all__ = ["ConnectionStats", "ModbusConnection", "Priority", "modbus_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -425,3 +427,23 @@ def _set_nodelay(client: AsyncModbusTcpClient) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):  # a socket closed under us: the request will say so
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def modbus_connection(host: str, port: int, tuning: Tuning) -> ModbusConnection:
+    """The device service's connection factory for real devices (``ConnectionFactory``).
+
+    Args:
+        host: the device's (or Modbus TCP gateway's) host name or address.
+        port: its TCP port.
+        tuning: the service's timing knobs (connect timeout, reconnect backoff, silent limit).
+
+    Returns:
+        A connection to ``host:port``, not opened yet.
+    """
+    return ModbusConnection(
+        host,
+        port,
+        connect_timeout_s=tuning.connect_timeout_s,
+        backoff_s=tuning.reconnect_s,
+        silent_limit=tuning.silent_limit,
+    )

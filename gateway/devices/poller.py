@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from gateway.clock import Clock
     from gateway.devices.codec import CodecError, Value
-    from gateway.devices.connection import ModbusConnection as Connection
+    from gateway.devices.connector import Connection
     from gateway.devices.plan import ReadBlock
     from gateway.devices.profile import ModbusSettings
 

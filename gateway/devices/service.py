@@ -5,6 +5,11 @@ poller task per Modbus connection (``poll:{host}:{port}``) and one fan-out task.
 every connection once, all at the same time, and returns with the pollers running; a device
 that is down at start is not an error (it starts offline, and its connection keeps retrying).
 
+Connections come from a factory given to the service (``connect``, a
+:data:`~gateway.devices.connector.ConnectionFactory`), one per ``(host, port)``: the gateway
+passes :func:`gateway.devices.connection.modbus_connection`, tests pass fakes, and this module
+never imports pymodbus.
+
 Data flows one way: pollers report each poll; the service turns it into :class:`DeviceReadings`
 (only values actually read, never filled in from an earlier poll) and
 :class:`AvailabilityChanged` (once per change) for its :class:`DeviceOutbox`, the MQTT bridge.
@@ -13,7 +18,7 @@ subscribers the same way, without being published again.
 
 Queues and their overflow policies:
 
-* requests to a device: one in flight per connection, writes first (``ModbusConnection``);
+* requests to a device: one in flight per connection, writes first (the connection's gate);
 * readings to in-process subscribers (:meth:`DeviceService.subscribe`): one bounded buffer per
   subscriber, drained by the fan-out task; when a subscriber falls behind, its *oldest* readings
   are dropped and counted in ``Subscription.dropped``: a reading is a snapshot, so the newest are
@@ -31,12 +36,13 @@ from typing import TYPE_CHECKING, Self
 from gateway.contract import DeviceState
 from gateway.devices.availability import Availability
 from gateway.devices.codec import decode_point
-from gateway.devices.connection import ModbusConnection, Priority
 from gateway.devices.events import DeviceReadings
 from gateway.devices.fanout import Fanout, Subscription
+from gateway.devices.gate import Priority
 from gateway.devices.guard import Refused
 from gateway.devices.plan import plan_reads
 from gateway.devices.poller import DeviceStats, Poller, PollJob
+from gateway.devices.tuning import Tuning
 from gateway.errors import ConfigError, ConfigProblem, DeviceError
 
 if TYPE_CHECKING:
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     from gateway.devices.audit import AuditLog
     from gateway.devices.availability import Outcome
     from gateway.devices.codec import Value
+    from gateway.devices.connector import Connection, ConnectionFactory
     from gateway.devices.events import DeviceOutbox, ReadingsCallback
     from gateway.devices.guard import Approved, WriteGuard, WriteRequest
     from gateway.devices.profile import ModbusPoint, Profile
@@ -58,36 +65,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Tuning:
-    """Timing knobs of the device service; the defaults suit a kitchen, tests shorten them.
-
-    Attributes:
-        connect_timeout_s: one connect attempt.
-        reconnect_s: first and largest delay between connect attempts (doubling, jittered).
-        backoff_max_s: cap of the delay between polls of a device that does not answer.
-        silent_limit: requests in a row without an answer before a connection is reopened.
-        offline_after: failed polls in a row that make a device offline (degraded before).
-        sensor_silence_s: an MQTT sensor node silent this long reads as offline.
-        subscriber_buffer: readings buffered per subscriber before the oldest are dropped.
-        poll_tick_s: the grid poll phases are put on, so that devices sharing a slot wake the
-            loop once (see ``gateway.devices.poller``); 0 spreads them at random.
-    """
-
-    connect_timeout_s: float = 2.0
-    reconnect_s: tuple[float, float] = (0.5, 10.0)
-    backoff_max_s: float = 15.0
-    silent_limit: int = 3
-    offline_after: int = 3
-    sensor_silence_s: float = 300.0
-    subscriber_buffer: int = 1000
-    poll_tick_s: float = 0.05
-
-
-@dataclass(frozen=True, slots=True)
 class _Target:
     device: DeviceInstance
     profile: Profile
-    connection: ModbusConnection
+    connection: Connection
 
 
 def _interval(point: ModbusPoint, device: DeviceInstance, profile: Profile) -> float:
@@ -132,9 +113,22 @@ class DeviceService:
         audit: AuditLog,
         clock: Clock,
         *,
+        connect: ConnectionFactory,
         tuning: Tuning | None = None,
     ) -> None:
         """Plan the connections and polls; nothing is opened before ``async with``.
+
+        Args:
+            cfg: the site; its ``devices`` are watched.
+            profiles: loaded profiles by id.
+            outbox: where readings and availability changes go (the MQTT bridge).
+            guard: approves or refuses every write.
+            audit: records every write attempt.
+            clock: wall time for the stamps of records, monotonic time for every wait.
+            connect: makes the connection to each ``(host, port)``, once per pair, with
+                ``tuning`` (the gateway passes
+                :func:`gateway.devices.connection.modbus_connection`; tests pass fakes).
+            tuning: timing knobs (defaults suit a kitchen).
 
         Raises:
             ConfigError: a device names a profile that is not loaded, or a Modbus device has
@@ -150,7 +144,7 @@ class DeviceService:
         # When each MQTT sensor node was last heard, on the monotonic clock (a wall-clock step
         # must not make a sensor look fresh or silent).
         self._sensors: dict[str, float | None] = {}
-        connections: dict[tuple[str, int], ModbusConnection] = {}
+        connections: dict[tuple[str, int], Connection] = {}
         jobs: dict[tuple[str, int], list[PollJob]] = defaultdict(list)
         problems: list[ConfigProblem] = []
         for n, d in enumerate(cfg.devices):
@@ -172,10 +166,9 @@ class DeviceService:
             else:
                 key = (d.host, d.port)
                 if key not in connections:
-                    connections[key] = ModbusConnection(
-                        d.host, d.port, connect_timeout_s=t.connect_timeout_s,
-                        backoff_s=t.reconnect_s, silent_limit=t.silent_limit,
-                    )  # fmt: skip
+                    # One connection per (host, port): units behind one Modbus TCP gateway
+                    # share it, and its poller takes their requests in turn (STYLE.md 8).
+                    connections[key] = connect(d.host, d.port, t)
                 self._targets[d.id] = _Target(d, profile, connections[key])
                 self._avail[d.id] = Availability(d.id, clock, offline_after=t.offline_after)
                 jobs[key] += _jobs(d, profile)

@@ -1,12 +1,33 @@
-"""Device service planning (gateway.devices.service): which points are polled how often."""
+"""The device service (gateway.devices.service): which points are polled how often, then the
+service itself on fake connections and a virtual clock: availability, readings, a dead unit
+behind a shared connection, guarded and audited writes, MQTT sensor silence."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+import pytest
+
+from gateway.clock import ManualClock
 from gateway.config import DeviceInstance
+from gateway.contract import DeviceState
+from gateway.devices.events import AvailabilityChanged, DeviceReadings
+from gateway.devices.gate import Priority
+from gateway.devices.guard import Approved, Reason, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import Profile
-from gateway.devices.service import _jobs
+from gateway.devices.service import DeviceService, Tuning, _jobs
+from gateway.errors import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Sequence
+
+    from gateway.devices.events import DeviceEvent
+    from gateway.devices.profile import Table
 
 
 def profile(**modbus: Any) -> Profile:
@@ -39,3 +60,275 @@ def test_jobs_carry_the_device_unit_and_the_profile_timeout() -> None:
     d = DeviceInstance(id="oven1", profile="p", host="h", unit=7)
     (job, *_) = _jobs(d, profile(timeout_s=0.3))
     assert (job.device, job.unit, job.timeout_s) == ("oven1", 7, 0.3)
+
+
+# --- the service on fake connections, on virtual time ----------------------------------------
+
+OVEN = Profile.model_validate({
+    "profile": {"id": "oven", "vendor": "v", "model": "m", "kind": "oven", "protocol": "modbus"},
+    "modbus": {"poll_s": 1.0, "timeout_s": 0.5, "max_gap": 0, "writes_per_minute": 60},
+    "points": [
+        {"id": "temp", "name": "t", "table": "input", "address": 0, "scale": 0.1},
+        {"id": "door", "name": "d", "table": "input", "address": 10},
+        {
+            "id": "set_temp", "name": "s", "table": "holding", "address": 20, "access": "rw",
+            "write": {"min": 50, "max": 250},
+        },
+    ],
+})  # fmt: skip
+PROBE = Profile.model_validate({
+    "profile": {"id": "probe", "vendor": "v", "model": "m", "kind": "probe", "protocol": "mqtt"},
+    "fields": [{"id": "temp", "name": "Temperature"}],
+})  # fmt: skip
+PROFILES = {"oven": OVEN, "probe": PROBE}
+TUNING = Tuning(poll_tick_s=0.0, offline_after=2, backoff_max_s=8.0, sensor_silence_s=60.0)
+
+
+class FakeConnection:
+    """A Modbus TCP connection to a gateway with units behind it, as the service sees one.
+
+    Units answer from ``registers`` (address -> word); a unit in ``dead`` never answers (its
+    request takes the whole timeout, on the test's clock); an address in ``refused`` gets
+    exception 2 (outside the device's map), as real controllers answer.
+    """
+
+    def __init__(self, host: str, port: int, tuning: Tuning, clock: ManualClock) -> None:
+        self.name = f"{host}:{port}"
+        self.tuning = tuning
+        self.clock = clock
+        self.up = True
+        self.registers: dict[int, dict[int, int]] = defaultdict(dict)
+        self.dead: set[int] = set()
+        self.refused: set[tuple[int, int]] = set()
+        self.reads: list[tuple[int, int]] = []  # (unit, start)
+        self.writes: list[tuple[int, int, list[int]]] = []
+        self.clamp: int | None = None  # a device that stores this instead of what was written
+        self.closed = 0
+        self._lock = asyncio.Lock()  # one request in flight, as on a real connection
+
+    @property
+    def connected(self) -> bool:
+        return self.up
+
+    @property
+    def retry_at(self) -> float:
+        return 0.0
+
+    async def connect(self) -> bool:
+        return self.up
+
+    def close(self) -> None:
+        self.closed += 1
+
+    async def read(
+        self, table: Table, start: int, count: int, *, unit: int, device: str, timeout_s: float,
+        priority: Priority = Priority.POLL,
+    ) -> list[int]:  # fmt: skip
+        async with self._lock:
+            self.reads.append((unit, start))
+            if not self.up:
+                raise DeviceUnavailable(device, f"cannot connect to {self.name}")
+            if unit in self.dead:
+                await self.clock.sleep(timeout_s)
+                raise DeviceTimeout(device, timeout_s)
+            if (unit, start) in self.refused:
+                raise DeviceRefused(device, 2, 4)
+            regs = self.registers[unit]
+            return [regs.get(start + i, 0) for i in range(count)]
+
+    async def write(
+        self, table: Table, address: int, words: Sequence[int], *, unit: int, device: str,
+        timeout_s: float,
+    ) -> None:  # fmt: skip
+        async with self._lock:
+            self.writes.append((unit, address, list(words)))
+            stored = list(words) if self.clamp is None else [self.clamp]
+            for i, w in enumerate(stored):
+                self.registers[unit][address + i] = w
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.events: list[DeviceEvent] = []
+
+    def send(self, event: DeviceEvent) -> None:
+        self.events.append(event)
+
+    def changes(self, device: str) -> list[DeviceState]:
+        return [
+            e.state
+            for e in self.events
+            if isinstance(e, AvailabilityChanged) and e.device == device
+        ]
+
+    def readings(self, device: str) -> list[DeviceReadings]:
+        return [e for e in self.events if isinstance(e, DeviceReadings) and e.device == device]
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, str]] = []
+
+    def record(self, request: WriteRequest, outcome: str, detail: str = "") -> None:
+        self.records.append((request.source, outcome, detail))
+
+
+@dataclass
+class Site:
+    """The part of a ``SiteConfig`` the device service reads."""
+
+    devices: list[DeviceInstance]
+
+
+class Rig:
+    """A device service on fake connections and a virtual clock."""
+
+    def __init__(self, *devices: DeviceInstance) -> None:
+        self.clock = ManualClock()
+        self.outbox = Outbox()
+        self.audit = Audit()
+        self.connections: dict[tuple[str, int], FakeConnection] = {}
+        self.guard = WriteGuard(PROFILES, devices, monotonic=self.clock.monotonic)
+        self.service = DeviceService(
+            Site(list(devices)),  # type: ignore[arg-type]
+            PROFILES, self.outbox, self.guard, self.audit,  # type: ignore[arg-type]
+            self.clock, connect=self._connect, tuning=TUNING,
+        )  # fmt: skip
+
+    def _connect(self, host: str, port: int, tuning: Tuning) -> FakeConnection:
+        assert (host, port) not in self.connections  # one connection per (host, port)
+        conn = self.connections[host, port] = FakeConnection(host, port, tuning, self.clock)
+        return conn
+
+    def conn(self, host: str = "10.0.0.5", port: int = 502) -> FakeConnection:
+        return self.connections[host, port]
+
+
+def oven(id_: str = "oven1", unit: int = 1, host: str = "10.0.0.5") -> DeviceInstance:
+    return DeviceInstance(id=id_, profile="oven", host=host, unit=unit)
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+def test_connections_come_from_the_factory_one_per_host_and_port() -> None:
+    rig = Rig(oven("a", 1), oven("b", 2), oven("c", 1, host="10.0.0.6"))
+    assert set(rig.connections) == {("10.0.0.5", 502), ("10.0.0.6", 502)}
+    assert rig.conn().tuning is TUNING
+
+    async def main() -> None:
+        async with rig.service:
+            pass
+        assert [c.closed for c in rig.connections.values()] == [1, 1]  # closed on the way out
+
+    run(main())
+
+
+def test_availability_changes_once_per_change_and_readings_are_only_what_was_read() -> None:
+    rig = Rig(oven())
+    conn = rig.conn()
+    conn.registers[1].update({0: 1805, 10: 1, 20: 180})
+
+    async def main() -> None:
+        started = rig.clock.now()
+        async with rig.service as svc:
+            await rig.clock.run(3.0)  # three polls, all fine
+            assert rig.outbox.changes("oven1") == [DeviceState.ONLINE]
+            assert svc.availability("oven1") is DeviceState.ONLINE
+            first = rig.outbox.readings("oven1")[0]
+            assert first.values == {"temp": 180.5, "door": 1, "set_temp": 180}
+            assert started <= first.at < started + timedelta(seconds=1)  # stamped when read
+            # The door register goes out of the device's map: the other blocks still read.
+            conn.refused.add((1, 10))
+            await rig.clock.run(1.0)
+            assert rig.outbox.changes("oven1") == [DeviceState.ONLINE, DeviceState.DEGRADED]
+            assert rig.outbox.readings("oven1")[-1].values == {"temp": 180.5, "set_temp": 180}
+            # The connection goes: offline at once, and no readings at all (nothing invented).
+            conn.up = False
+            before = len(rig.outbox.readings("oven1"))
+            await rig.clock.run(3.0)
+            assert rig.outbox.changes("oven1")[-1] is DeviceState.OFFLINE
+            assert len(rig.outbox.readings("oven1")) == before
+            conn.up, conn.refused = True, set()
+            await rig.clock.run(2.0)
+            assert rig.outbox.changes("oven1") == [
+                DeviceState.ONLINE, DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.ONLINE,
+            ]  # fmt: skip
+        # Leaving says the devices are no longer watched.
+        assert rig.outbox.changes("oven1")[-1] is DeviceState.OFFLINE
+
+    run(main())
+
+
+def test_a_dead_device_behind_a_shared_connection_does_not_stall_the_others() -> None:
+    rig = Rig(oven("alive", 1), oven("dead", 2))
+    conn = rig.conn()
+    conn.dead.add(2)
+
+    async def main() -> None:
+        async with rig.service as svc:
+            await rig.clock.run(30.0)
+            assert svc.availability("dead") is DeviceState.OFFLINE
+            assert svc.availability("alive") is DeviceState.ONLINE
+            alive = rig.outbox.readings("alive")
+            # Polled every second, each poll held back at most by one 0.5 s timeout.
+            assert len(alive) >= 29
+            gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(alive)]
+            assert max(gaps) <= 1.5
+            # The dead one costs a timeout per backoff period (2, 4, 8, 8 ... s), not per second.
+            dead_polls = sum(1 for unit, _ in conn.reads if unit == 2)
+            assert dead_polls <= 7
+            assert rig.outbox.readings("dead") == []
+            assert svc.poll_stats()["dead"].failed == dead_polls
+
+    run(main())
+
+
+def test_writes_go_through_the_guard_and_every_attempt_is_audited() -> None:
+    rig = Rig(oven())
+    conn = rig.conn()
+
+    async def main() -> None:
+        async with rig.service as svc:
+            ok = await svc.write(WriteRequest("oven1", "set_temp", 200, "cli"))
+            assert isinstance(ok, Approved)
+            assert conn.writes == [(1, 20, [200])]
+            refused = await svc.write(WriteRequest("oven1", "set_temp", 400, "cli"))
+            assert isinstance(refused, Refused)
+            assert refused.kind is Reason.OUT_OF_RANGE
+            assert len(conn.writes) == 1  # nothing sent
+            conn.clamp = 150  # the device takes a write but stores another value
+            with pytest.raises(DeviceError, match="reads back 150"):
+                await svc.write(WriteRequest("oven1", "set_temp", 210, "cli"))
+        assert rig.audit.records == [
+            ("cli", "approved", "words 0x00c8"),
+            ("cli", "written", "read back 200"),
+            ("cli", "refused", "out of range 50..250"),
+            ("cli", "approved", "words 0x00d2"),
+            ("cli", "written", "read back 150, not the value sent"),
+        ]
+        assert rig.guard.approved == 2
+
+    run(main())
+
+
+@pytest.mark.parametrize("step_s", [-7200.0, 7200.0])
+def test_an_mqtt_sensor_is_offline_after_its_silence_in_monotonic_time(step_s: float) -> None:
+    rig = Rig(DeviceInstance(id="probe1", profile="probe"))
+
+    async def main() -> None:
+        async with rig.service as svc:
+            assert svc.availability("probe1") is DeviceState.OFFLINE  # never heard yet
+            svc.submit(DeviceReadings("probe1", rig.clock.now(), {"temp": 3.5}))
+            assert svc.availability("probe1") is DeviceState.ONLINE
+            rig.clock.step_wall(step_s)  # NTP: neither fresher nor staler
+            assert svc.availability("probe1") is DeviceState.ONLINE
+            rig.clock.advance(59.0)
+            assert svc.availability("probe1") is DeviceState.ONLINE
+            rig.clock.advance(1.0)
+            assert svc.availability("probe1") is DeviceState.OFFLINE
+            with pytest.raises(KeyError):
+                svc.availability("nope")
+
+    run(main())
