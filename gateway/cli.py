@@ -15,19 +15,20 @@ so ``check-config`` and ``contract`` stay fast and work without a broker.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gateway.contract_docs import stale_docs, write_docs
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, ServiceFailed
+from gateway.runner import run_async
 from gateway.site_file import load_site
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from gateway.config import SiteConfig
 
@@ -121,20 +122,6 @@ def _contract(args: argparse.Namespace) -> int:
         _say(f"  {path}", sys.stderr)
     _say("run `gateway contract export` and commit the result", sys.stderr)
     return EXIT_ERROR
-
-
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop  # noqa: PLC0415 -- not installed on Windows, where asyncio's loop is used
-    except ImportError:  # pragma: no cover
-        return None
-    return uvloop.new_event_loop
-
-
-def run_async(main: Coroutine[object, object, None]) -> None:
-    """Run ``main`` to completion on uvloop (asyncio's own loop where uvloop is missing)."""
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        runner.run(main)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -247,6 +234,13 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
     except ConfigError as err:
         _print_config_error(err, sys.stderr)
         return EXIT_CONFIG
+    except ServiceFailed as err:
+        # One line names the service and the cause; a cause that is not one of ours is a bug,
+        # and the traceback is what its report needs.
+        _say(f"gateway: error: {err}", sys.stderr)
+        if not isinstance(err.cause, GatewayError):
+            traceback.print_exception(err.cause, file=sys.stderr)
+        return EXIT_ERROR
     except GatewayError as err:
         _say(f"gateway: error: {err}", sys.stderr)
         return EXIT_ERROR

@@ -32,6 +32,7 @@ from gateway.devices.guard import Refused, WriteGuard, WriteRequest
 from gateway.devices.plan import plan_reads
 from gateway.devices.profile import PointType, load_profile, load_profiles
 from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable, GatewayError
+from gateway.runner import run_async
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping, Sequence
@@ -68,9 +69,6 @@ def _say(text: str, stream: TextIO | None) -> None:
 
 def run_command(main: Coroutine[Any, Any, int]) -> int:
     """Run an async command on the gateway's event loop (uvloop) and return its exit code."""
-    # Imported here: gateway.cli imports this module lazily, and owns the loop set-up.
-    from gateway.cli import run_async  # noqa: PLC0415
-
     codes: list[int] = []
 
     async def keep_code() -> None:
