@@ -1,10 +1,10 @@
 """A connection kept up by its adapter: connect on entry, reconnect on loss (STYLE.md 1, 2, 6, 7).
 
-``Link`` holds the lifecycle that does not depend on the protocol library: the first connect
-with retries and a deadline, the named tasks in the link's own TaskGroup (one waits for a loss
-and reconnects with capped, jittered backoff, one ticks housekeeping such as keepalives), the
-log line once when the connection is lost and once when it is back, and the connection-change
-callbacks. ``MqttClient`` fills in the protocol.
+``Link`` is a :class:`~gateway.lifecycle.Service` holding the lifecycle that does not depend on
+the protocol library: the first connect with retries and a deadline (``start``), two named loops
+(``reconnect`` waits for a loss and reconnects with capped, jittered backoff; ``keepalive`` ticks
+housekeeping), the log line once when the connection is lost and once when it is back, and the
+connection-change callbacks. ``MqttClient`` fills in the protocol.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from gateway.errors import BrokerUnavailable
+from gateway.lifecycle import Service
 from gateway.transport.backoff import Backoff
 from gateway.transport.connect import ConnectRefused, retry_connect
 
@@ -27,7 +28,7 @@ __all__ = ["Link"]
 log = logging.getLogger(__name__)
 
 
-class Link(ABC):
+class Link(Service, ABC):
     """Base of adapters that keep one connection up for as long as they are entered.
 
     Subclasses implement ``_connect_once``, ``_close_connection``, ``_tick`` and ``_on_up``, set
@@ -47,7 +48,7 @@ class Link(ABC):
         """Keep the settings; ``backoff`` is (initial, max) seconds, validated here."""
         Backoff(*backoff)
         self._url = url
-        self._name = name
+        self.name = name
         self._connect_timeout_s = connect_timeout_s
         self._backoff_s = backoff
         self._tick_s = tick_s
@@ -57,8 +58,6 @@ class Link(ABC):
         self._reconnects = 0
         self._lost = asyncio.Event()
         self._conn_callbacks: list[Callable[[bool], None]] = []
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def connected(self) -> bool:
@@ -92,13 +91,14 @@ class Link(ABC):
             self._lost.set()
         self._connected = False
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Connect; failed attempts are retried with backoff for up to ``connect_timeout_s``.
 
         Raises:
             BrokerUnavailable: not connected within ``connect_timeout_s``, or refused for a
                 reason retrying cannot fix (bad credentials, say).
         """
+        self._closing = False
         failures: list[str] = []
         try:
             async with asyncio.timeout(self._connect_timeout_s):
@@ -109,39 +109,27 @@ class Link(ABC):
             last = failures[-1] if failures else f"the only attempt was still {self._stage}"
             why = f"not connected within {self._connect_timeout_s} s ({last})"
             raise BrokerUnavailable(self._url, why) from None
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._tasks = [
-            self._tg.create_task(self._supervise(), name=f"reconnect:{self._name}"),
-            self._tg.create_task(self._ticker(), name=f"keepalive:{self._name}"),
-        ]
+        self.spawn(self._supervise(), "reconnect")
+        self.spawn(self._ticker(), "keepalive")
         self._up()
-        return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Stop our tasks, then close the connection."""
+        """Stop the loops and close; a loss seen meanwhile is ours, not worth a warning."""
         self._closing = True
+        await super().__aexit__(et, e, tb)
+
+    async def stop(self) -> None:
+        """Close the connection (the loops have been stopped already)."""
+        self._closing = True
+        was_connected = self._connected
         try:
-            for task in self._tasks:
-                task.cancel()
-            if self._tg is not None:
-                # Pass on only a cancellation: anything else the body raised should reach the
-                # caller as itself, not wrapped in the TaskGroup's ExceptionGroup.
-                cancel = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
-                await self._tg.__aexit__(*(exc_type, exc, tb) if cancel else (None, None, None))
+            await self._close_connection()
         finally:
-            was_connected = self._connected
-            try:
-                await self._close_connection()
-            finally:
-                self._connected = False
-                if was_connected:
-                    self._notify(up=False)
+            self._connected = False
+            if was_connected:
+                self._notify(up=False)
 
     async def _supervise(self) -> None:
         while True:
