@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 import tomllib
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 from paho.mqtt import __version__ as installed_paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -138,3 +140,40 @@ def test_held_reads_would_block_on_paho_s_own_paths() -> None:
 def test_the_installed_paho_is_the_pinned_one() -> None:
     """The environment the tests run in gets the fast paths by default (auto)."""
     assert installed_paho == PINNED_PAHO
+
+
+def _publish_311(mid: int, topic: bytes = b"t", payload: bytes = b"x") -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + payload
+    assert len(body) < 128
+    return bytes((0x32, len(body))) + body
+
+
+def test_a_read_pause_stops_paho_s_loop_read_at_the_next_packet() -> None:
+    """paho reads one packet per pending publish in a loop_read: 1000 pending, 50 buffered."""
+    client = PahoClient(
+        CallbackAPIVersion.VERSION2, client_id="c", protocol=paho.MQTTv311, manual_ack=True
+    )
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setblocking(False)  # noqa: FBT003
+        client._sock = ours  # type: ignore[assignment]
+        client._out_messages.update((mid, object()) for mid in range(1, 1001))  # type: ignore[misc]
+        got: list[int] = []
+
+        def on_message(_c: object, _u: object, m: paho.MQTTMessage) -> None:
+            got.append(m.mid)
+            if len(got) % 10 == 0:  # the owner's Receive Maximum: stop reading
+                client.hold_reads = True
+
+        client.on_message = on_message
+        theirs.sendall(b"".join(_publish_311(mid) for mid in range(1, 51)))
+        client.loop_read()
+        assert got == list(range(1, 11))
+        client.hold_reads = False
+        client.loop_read()
+        assert got == list(range(1, 21))
+    finally:
+        client._out_messages.clear()
+        client._sock = None
+        ours.close()
+        theirs.close()
