@@ -46,6 +46,7 @@ from gateway.contract import (
     OrderReply,
     ReplyStatus,
 )
+from gateway.errors import GatewayError
 from gateway.events import (
     CommandIn,
     HeartbeatIn,
@@ -105,6 +106,7 @@ class OrderStats:
     batches: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     bad_kds_messages: int = 0
+    handler_failures: int = 0  # events whose handling raised a bug (``_handler_failed``)
 
 
 @dataclass(slots=True)
@@ -262,8 +264,46 @@ class OrderService(Service):
         self._look_up_replies(events)
         opened = self._open
         for ev in events:
-            self._handle(ev, opened.batch, opened.outs, opened.tokens)
+            # Each event on its own: one that a bug makes fail must not take the others of
+            # its batch with it, nor hold its flow-control slot (``_handler_failed``).
+            try:
+                self._handle(ev, opened.batch, opened.outs, opened.tokens)
+            except GatewayError:
+                # A StoreError (or any error the gateway raises on purpose) means durable state
+                # is in doubt: stop the service, ack nothing more; a restart resumes from disk.
+                raise
+            except Exception as err:  # noqa: BLE001 - a bug in one handler, contained per event
+                self._handler_failed(ev, err)
         self._commit_wanted.set()
+
+    def _handler_failed(self, ev: InboundEvent, err: Exception) -> None:
+        """Count and report an event whose handling raised; the adapter retries or dead-letters.
+
+        Nothing is undone. What a half-applied event can leave behind: an order taken into the
+        kitchen (saved by the next commit, its tickets maybe not sent until a restart resends
+        them) without its reply stored, so the retry finds no reply and accepts it a second
+        time (a second record, the same ticket ids, which screens dedupe by version only); a
+        command whose kitchen change was made without its reply, so its retry applies it again
+        (a second void or fire changes nothing, a modify sets the same values and makes one
+        more ticket version); a screen's event applied without its message acknowledged, so
+        the retry applies it again (a second bump or recall changes nothing). Tickets made by
+        the failed call and not yet in the open batch are not sent until a resend (after a
+        restart at the latest). Whatever the event already put in the open batch (a reply, a
+        ticket) is committed and sent with it.
+        """
+        self.stats.handler_failures += 1
+        key = f"handler:{type(ev).__name__}:{type(err).__name__}"
+        if key in self._logged:
+            log.debug("handling %s failed again: %r", type(ev).__name__, err)
+        else:
+            self._logged.add(key)
+            log.error(
+                "handling %s failed (a bug; further ones are counted, not logged)",
+                type(ev).__name__,
+                exc_info=err,
+            )
+        if not isinstance(ev, HeartbeatIn):  # a heartbeat has no message to retry
+            self._outbox.fail(ev.token, err)
 
     async def _committer(self) -> None:
         loop = asyncio.get_running_loop()

@@ -97,6 +97,7 @@ class RecordingOutbox:
     def __init__(self, path: Path) -> None:
         self.events: list[OutboundEvent] = []
         self.acks: list[object] = []
+        self.failed: list[tuple[object, Exception]] = []
         self.durable_at_ack: dict[object, bool] = {}
         self.snapshot_at_send: list[bool] = []
         self._db = sqlite3.connect(path)
@@ -112,6 +113,9 @@ class RecordingOutbox:
     def ack(self, token: object) -> None:
         self.acks.append(token)
         self.durable_at_ack[token] = self._durable(token)
+
+    def fail(self, token: object, error: Exception) -> None:
+        self.failed.append((token, error))
 
     def _durable(self, token: object) -> bool:
         assert isinstance(token, tuple)
@@ -422,6 +426,84 @@ def test_a_failed_commit_stops_the_service_with_nothing_acknowledged(tmp_path: P
     assert outbox.acks == []
     assert outbox.replies() == []
     assert outbox.tickets() == []
+
+
+def test_a_handler_that_raises_fails_its_message_and_holds_no_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in handling one event: counted, logged once, handed back to the adapter.
+
+    The other events of its batch are committed and acknowledged as usual, and the service
+    keeps running.
+    """
+    cfg = site(tmp_path)
+    good, bad, worse = (order_request(i) for i in ("bruschetta", "burger", "fries"))
+    tokens = [("order", r.order_id, n) for n, r in enumerate((good, bad, worse))]
+
+    async def scenario(h: Harness) -> None:
+        accept = h.svc.kitchen.accept
+
+        def flaky(order: Any, device: str, now: datetime) -> Any:
+            if order.order_id != good.order_id:
+                raise RuntimeError("a bug in the kitchen")
+            return accept(order, device, now)
+
+        monkeypatch.setattr(h.svc.kitchen, "accept", flaky)
+        for req, token in zip((good, bad, worse), tokens, strict=True):
+            h.svc.submit(OrderIn(req, ROUTE, token))
+        await h.svc.idle()
+        assert h.outbox.acks == [tokens[0]]
+        assert [t for t, _ in h.outbox.failed] == tokens[1:]
+        assert all(isinstance(e, RuntimeError) for _, e in h.outbox.failed)
+        assert h.svc.stats.handler_failures == 2
+        assert h.svc.stats.orders_accepted == 1
+        assert [reply_of(r).order_id for r in h.outbox.replies()] == [good.order_id]
+        # Still running: the adapter's retry of a failed message is handled like any other.
+        monkeypatch.setattr(h.svc.kitchen, "accept", accept)
+        assert reply_of(await h.order(bad)).status is ReplyStatus.ACCEPTED
+
+    with caplog.at_level("DEBUG", logger="gateway.routing.service"):
+        run(cfg, tmp_path / "g.db", scenario)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1  # the second failure of the same kind is only counted
+    assert errors[0].exc_info is not None
+    assert "OrderIn" in errors[0].getMessage()
+
+
+def test_a_store_error_while_handling_stops_the_service(tmp_path: Path) -> None:
+    """Not a bug in one handler: durable state is in doubt, so nothing more is acknowledged."""
+    cfg = site(tmp_path)
+    req = order_request("bruschetta", "tiramisu")
+
+    class LostStore(Store):
+        def command_reply(self, command_id: UUID) -> bytes | None:
+            raise StoreError("database disk image is malformed")
+
+    async def main() -> tuple[RecordingOutbox, OrderService]:
+        store = LostStore(tmp_path / "g.db")
+        outbox = RecordingOutbox(tmp_path / "g.db")
+        svc = OrderService(cfg, store, ManualClock(T0), outbox)
+
+        async def use() -> None:
+            async with svc:
+                svc.submit(OrderIn(req, ROUTE, ("order", req.order_id, 0)))
+                await svc.idle()
+                svc.submit(CommandIn(_fire(req.order_id), ROUTE, ("command", "c", 1)))
+                await svc.idle()
+
+        try:
+            with pytest.raises(ServiceFailed) as info:
+                await use()
+            assert isinstance(info.value.cause, StoreError)
+        finally:
+            outbox.close()
+            store.close()
+        return outbox, svc
+
+    outbox, svc = asyncio.run(main())
+    assert outbox.acks == [("order", req.order_id, 0)]
+    assert outbox.failed == []
+    assert svc.stats.handler_failures == 0
 
 
 def test_an_order_is_accepted_once_and_acked_only_after_the_commit(tmp_path: Path) -> None:
