@@ -54,17 +54,17 @@ import asyncio
 import logging
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from gateway.config import ActionRule
 from gateway.contract import TicketStatus
 from gateway.devices.guard import Approved, WriteGuard, WriteRequest
 from gateway.errors import ConfigProblem, GatewayError
 from gateway.events import TicketOut
+from gateway.lifecycle import Service
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-    from types import TracebackType
     from uuid import UUID
 
     from gateway.clock import Clock
@@ -183,12 +183,14 @@ class _Tap:
         self._inner.fail(token, error)
 
 
-class ActionService:
-    """Ticket events in, guarded writes out. Use as an async context manager.
+class ActionService(Service):
+    """Ticket events in, guarded writes out: a :class:`~gateway.lifecycle.Service` (``actions``).
 
     Attributes:
         stats: what happened to the tickets seen.
     """
+
+    name = "actions"
 
     def __init__(
         self,
@@ -227,25 +229,15 @@ class ActionService:
         self._seen: OrderedDict[tuple[UUID, int], None] = OrderedDict()
         self._earlier: set[tuple[UUID, int]] = set()  # (ticket, rule) sent by an earlier run
         self._logged: set[tuple[str, str]] = set()
-        self._tg: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
         self.stats = ActionStats()
 
-    async def __aenter__(self) -> Self:
-        """Start the writer task; ready to take tickets when this returns."""
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._task = self._tg.create_task(self._writer(), name="actions-writer")
-        return self
+    async def start(self) -> None:
+        """Start the writer loop (``actions:writer``); ready to take tickets when entered."""
+        self.spawn(self._writer(), "writer")
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop the writer; queued requests are dropped (their tickets are old by next start)."""
-        assert self._tg is not None
-        assert self._task is not None
-        self._task.cancel()
-        await self._tg.__aexit__(et, e, tb)
+    async def stop(self) -> None:
+        """Drop the queued requests (the writer has stopped; by the next start they are old)."""
+        self._queue.clear()
 
     def tap(self, outbox: Outbox) -> Outbox:
         """An outbox that forwards to ``outbox`` and also hands every ticket to this service."""

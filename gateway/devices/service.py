@@ -1,7 +1,7 @@
 """The device service: polls the site's Modbus appliances, judges their availability, writes.
 
-``DeviceService`` is an async context manager with its own TaskGroup (STYLE.md 1): one named
-poller task per Modbus connection (``poll:{host}:{port}``) and one fan-out task. Entering tries
+``DeviceService`` is a :class:`~gateway.lifecycle.Service` (STYLE.md 1): one named poller task
+per Modbus connection (``devices:poll:{host}:{port}``) and one fan-out task. Entering tries
 every connection once, all at the same time, and returns with the pollers running; a device
 that is down at start is not an error (it starts offline, and its connection keeps retrying).
 
@@ -31,7 +31,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from gateway.contract import DeviceState
 from gateway.devices.availability import Availability
@@ -44,10 +44,10 @@ from gateway.devices.plan import plan_reads
 from gateway.devices.poller import DeviceStats, Poller, PollJob
 from gateway.devices.tuning import Tuning
 from gateway.errors import ConfigError, ConfigProblem, DeviceError
+from gateway.lifecycle import Service
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import TracebackType
 
     from gateway.clock import Clock
     from gateway.config import DeviceInstance, SiteConfig
@@ -101,8 +101,16 @@ def _jobs(device: DeviceInstance, profile: Profile) -> list[PollJob]:
     ]
 
 
-class DeviceService:
-    """The site's appliances and sensors, as readings, availability and guarded writes."""
+class DeviceService(Service):
+    """The site's appliances and sensors, as readings, availability and guarded writes.
+
+    A :class:`~gateway.lifecycle.Service` named ``devices``: entering (``async with``, or the
+    supervisor) tries every connection once and returns with the loops running
+    (``devices:poll:{host}:{port}`` per connection, ``devices:fanout``); a loop that fails
+    makes the service leave with ``ServiceFailed``.
+    """
+
+    name = "devices"
 
     def __init__(  # noqa: PLR0917 - the signature agreed in docs/design/devices.md
         self,
@@ -186,51 +194,34 @@ class DeviceService:
             for key, job_list in jobs.items()
         ]
         self._fanout = Fanout(t.subscriber_buffer)
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[object]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Try every connection once (concurrently), then start the pollers and the fan-out."""
         async with asyncio.TaskGroup() as first:
             for p in self._pollers:
                 first.create_task(p.connection.connect(), name=f"connect:{p.connection.name}")
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._tasks = [
-            self._tg.create_task(p.run(), name=f"poll:{p.connection.name}") for p in self._pollers
-        ]
-        self._tasks.append(self._tg.create_task(self._fanout.run(), name="devices-fanout"))
+        for p in self._pollers:
+            self.spawn(p.run(), f"poll:{p.connection.name}")
+        self.spawn(self._fanout.run(), "fanout")
         up = sum(p.connection.connected for p in self._pollers)
         log.info(
             "device service ready: %d Modbus devices on %d connections (%d connected), "
             "%d MQTT sensors",
             len(self._targets), len(self._pollers), up, len(self._sensors),
         )  # fmt: skip
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop polling, close the connections, and say the devices are no longer watched."""
-        assert self._tg is not None
-        try:
-            for task in self._tasks:
-                task.cancel()
-            # Pass on only a cancellation: anything else the body raised should reach the
-            # caller as itself, not wrapped in the TaskGroup's ExceptionGroup.
-            cancel = et is not None and issubclass(et, asyncio.CancelledError)
-            await self._tg.__aexit__(*(et, e, tb) if cancel else (None, None, None))
-        finally:
-            for p in self._pollers:
-                p.connection.close()
-            # A retained "online" would outlive us and mislead every screen that reads it.
-            stopped = [a.stop("the gateway stopped polling it") for a in self._avail.values()]
-            for change in stopped:
-                if change is not None:
-                    self._outbox.send(change)
-            log.info("device service stopped")
+    async def stop(self) -> None:
+        """Close the connections (the pollers have stopped), say the devices are not watched."""
+        for p in self._pollers:
+            p.connection.close()
+        # A retained "online" would outlive us and mislead every screen that reads it.
+        stopped = [a.stop("the gateway stopped polling it") for a in self._avail.values()]
+        for change in stopped:
+            if change is not None:
+                self._outbox.send(change)
+        log.info("device service stopped")
 
     # --- readings in and out ------------------------------------------------------------
 

@@ -370,6 +370,26 @@ def test_a_full_queue_drops_the_oldest() -> None:
     run(main())
 
 
+def test_a_service_whose_writer_is_a_named_loop_and_whose_queue_goes_with_it() -> None:
+    devices = FakeDevices()
+    devices.gate.clear()  # the device service is stuck
+
+    async def main() -> None:
+        actions = service(devices.write, rules=(START,))
+        async with actions:
+            assert "actions:writer" in {t.get_name() for t in asyncio.all_tasks()}
+            actions.submit(TicketOut(ticket()))
+            await settle()  # in flight
+            actions.submit(TicketOut(ticket()))  # queued
+        assert not actions.running
+        devices.gate.set()
+        async with actions:  # a new run: what the last one had queued is gone
+            await settle()
+        assert devices.requests == []  # the one in flight was cancelled, the queued dropped
+
+    run(main())
+
+
 def test_rejects_a_zero_queue() -> None:
     with pytest.raises(ValueError, match="max_queue"):
         service(FakeDevices().write, max_queue=0)

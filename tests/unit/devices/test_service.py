@@ -21,7 +21,13 @@ from gateway.devices.gate import Priority
 from gateway.devices.guard import Approved, Reason, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import Profile
 from gateway.devices.service import DeviceService, Tuning, _jobs
-from gateway.errors import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnavailable
+from gateway.errors import (
+    DeviceError,
+    DeviceRefused,
+    DeviceTimeout,
+    DeviceUnavailable,
+    ServiceFailed,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
@@ -330,5 +336,37 @@ def test_an_mqtt_sensor_is_offline_after_its_silence_in_monotonic_time(step_s: f
             assert svc.availability("probe1") is DeviceState.OFFLINE
             with pytest.raises(KeyError):
                 svc.availability("nope")
+
+    run(main())
+
+
+def test_a_service_with_named_loops_and_a_failing_loop_leaves_as_service_failed() -> None:
+    rig = Rig(oven())
+
+    class Broken(Exception):
+        pass
+
+    def send(event: DeviceEvent) -> None:
+        if isinstance(event, DeviceReadings):
+            raise Broken("the outbox has a bug")
+        rig.outbox.events.append(event)
+
+    rig.outbox.send = send  # type: ignore[method-assign]
+
+    async def running() -> None:
+        async with rig.service as svc:
+            names = sorted(t.get_name() for t in asyncio.all_tasks())
+            assert "devices:poll:10.0.0.5:502" in names
+            assert "devices:fanout" in names
+            assert svc.running
+            await rig.clock.run(5.0)
+            pytest.fail("the failing poller should have stopped the service")
+
+    async def main() -> None:
+        with pytest.raises(ServiceFailed) as failed:
+            await running()
+        assert failed.value.service == "devices"
+        assert isinstance(failed.value.cause, Broken)
+        assert rig.conn().closed == 1  # stop() ran: the connection is closed all the same
 
     run(main())
