@@ -17,23 +17,22 @@ MQTT (each device's retained status and its telemetry), never from the gateway's
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from gateway.contract import DeviceState
 from gateway.devices.profile import DeviceKind
+from gateway.lifecycle import Service
 from simulators.appliances.activity import KitchenActivity
 from simulators.appliances.server import SimulatedAppliance
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from types import TracebackType
 
     from gateway.config import DeviceInstance, SiteConfig
     from gateway.contract import TelemetryValue
@@ -224,7 +223,7 @@ def devices_table(
 # --- the simulated appliances --------------------------------------------------------------
 
 
-class DemoAppliances:
+class DemoAppliances(Service):
     """Simulated appliances for a site's Modbus devices, with kitchen life; ready on enter.
 
     Attributes:
@@ -257,7 +256,9 @@ class DemoAppliances:
         self._seed = seed
         self._stack: AsyncExitStack | None = None
 
-    async def __aenter__(self) -> Self:
+    name = "demo-appliances"
+
+    async def start(self) -> None:
         """Start every appliance (moving any whose port is taken), then the kitchen life.
 
         Raises:
@@ -272,27 +273,19 @@ class DemoAppliances:
                     appliance, move = await self._start(stack, device, profile)
                     appliances.append(appliance)
                     moved += [move] if move is not None else []
-            models = [a.model for a in appliances if a.physics_running]
-            if models:
-                activity = KitchenActivity(models, seed=self._seed)
-                tg = await stack.enter_async_context(asyncio.TaskGroup())
-                task = tg.create_task(activity.run(self._speed), name="demo-kitchen-activity")
-                stack.callback(task.cancel)  # unwinds first, so the TaskGroup has nothing to wait
             self._stack = stack.pop_all()
         self.appliances, self.moved = appliances, moved
         self.cfg = repoint(self.cfg, self.moved)
-        return self
+        models = [a.model for a in appliances if a.physics_running]
+        if models:
+            activity = KitchenActivity(models, seed=self._seed)
+            self.spawn(activity.run(self._speed), "kitchen-activity")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the kitchen life, then every appliance."""
+    async def stop(self) -> None:
+        """Stop every appliance (the kitchen life has stopped)."""
         stack, self._stack = self._stack, None
         if stack is not None:
-            await stack.__aexit__(exc_type, exc, tb)
+            await stack.aclose()
 
     async def _start(
         self, stack: AsyncExitStack, device: DeviceInstance, profile: Profile

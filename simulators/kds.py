@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, deque
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
@@ -33,6 +33,7 @@ from gateway.contract import (
     TicketStatus,
     Topics,
 )
+from gateway.lifecycle import Service
 from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.records import ScreenCounters, ShownTicket
 from simulators.screen_state import PrepTimes, RecentChanges, StationBoard, Verdict
@@ -41,7 +42,6 @@ from simulators.timers import Timers
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, MutableSequence
-    from types import TracebackType
     from uuid import UUID
 
     from gateway.clock import Clock
@@ -55,7 +55,7 @@ _Work = tuple[str, "UUID", int, KdsAction, str | None]
 _SEEN_ORDERS = 10_000  # orders remembered for "first ticket of this order" latency
 
 
-class KitchenScreens:
+class KitchenScreens(Service):
     """Screens for the stations of a site, each its own MQTT client with presence and a will.
 
     Example::
@@ -86,6 +86,8 @@ class KitchenScreens:
         placed_mono: looks up an order's first-send ``time.monotonic()`` (the tablets'
             ``placed_mono``) to measure order-to-screen latency into ``latency``.
     """
+
+    name = "kds"
 
     def __init__(
         self,
@@ -136,7 +138,6 @@ class KitchenScreens:
         self._silent: set[str] = set()
         self._echo = {s: asyncio.Event() for s in self.stations}
         self._cooks: Timers[_Work] = Timers()
-        self._tasks: list[asyncio.Task[None]] = []
         self._stack = AsyncExitStack()
 
     @staticmethod
@@ -146,7 +147,7 @@ class KitchenScreens:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Connect every screen, subscribe to its tickets, start heartbeats and the cooks."""
         async with AsyncExitStack() as stack:
             for station in self.stations:
@@ -167,22 +168,15 @@ class KitchenScreens:
                 # Ready means subscribed: a ticket or reply sent from now on reaches us.
                 status = self._topics.device_status(self.device(station))
                 await subscribed(client, status, self._echo[station])
-            tg = await stack.enter_async_context(asyncio.TaskGroup())
-            self._tasks = [
-                tg.create_task(self._heartbeats(), name="kds-heartbeats"),
-                tg.create_task(self._cooks.run(self._do), name="kds-cooks"),
-            ]
             stack.push_async_callback(self._goodbye)
             self._stack = stack.pop_all()
-        return self
+        self.spawn(self._heartbeats(), "heartbeats")
+        self.spawn(self._cooks.run(self._do), "cooks")
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop heartbeats and cooks, say ``offline`` and disconnect every screen."""
-        for task in self._tasks:
-            task.cancel()
-        await self._stack.__aexit__(et, e, tb)
+    async def stop(self) -> None:
+        """Say ``offline`` and disconnect every screen (heartbeats and cooks have stopped)."""
+        stack, self._stack = self._stack, AsyncExitStack()
+        await stack.aclose()
 
     async def _goodbye(self) -> None:
         for station, client in self.clients.items():

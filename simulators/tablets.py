@@ -16,12 +16,13 @@ import random
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
 from gateway.clock import SystemClock
 from gateway.contract import CommandReply, OrderReply, ReplyStatus, Topics
+from gateway.lifecycle import Service
 from simulators.arrivals import Burst, arrival_times
 from simulators.device import ClientOptions, device_client, say_offline, subscribed
 from simulators.orders import MALFORMED_KINDS, OrderFactory
@@ -30,7 +31,6 @@ from simulators.timers import Timers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from types import TracebackType
     from uuid import UUID
 
     from gateway.clock import Clock
@@ -44,7 +44,7 @@ __all__ = ["TabletFleet"]
 _Action = Literal["retry_order", "resend", "command", "retry_command"]
 
 
-class TabletFleet:
+class TabletFleet(Service):
     """``tablets`` simulated tablets sending orders on a schedule and checking the replies.
 
     Example::
@@ -80,6 +80,8 @@ class TabletFleet:
         record_all: keep every order (tests); otherwise the last ``max_records``.
         max_records: bound on kept orders and commands when not ``record_all``.
     """
+
+    name = "tablets"
 
     def __init__(
         self,
@@ -137,11 +139,10 @@ class TabletFleet:
         self._progress = asyncio.Event()
         self._timers: Timers[tuple[_Action, UUID]] = Timers()
         self._stack = AsyncExitStack()
-        self._timer_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Connect every tablet, subscribe to its replies and start the resend timers."""
         async with AsyncExitStack() as stack:
             for device in self.devices:
@@ -160,21 +161,14 @@ class TabletFleet:
                     client.subscribe(self._topics.tablet(device, leaf), qos=1)
                 # Ready means subscribed: a ticket or reply sent from now on reaches us.
                 await subscribed(client, self._topics.device_status(device), self._echo[device])
-            tg = await stack.enter_async_context(asyncio.TaskGroup())
-            self._timer_task = tg.create_task(
-                self._timers.run(self._on_timer), name="tablets-timers"
-            )
             stack.push_async_callback(self._goodbye)
             self._stack = stack.pop_all()
-        return self
+        self.spawn(self._timers.run(self._on_timer), "timers")
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Cancel the timers, say ``offline`` and disconnect every tablet."""
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-        await self._stack.__aexit__(et, e, tb)
+    async def stop(self) -> None:
+        """Say ``offline`` and disconnect every tablet (the timers have stopped)."""
+        stack, self._stack = self._stack, AsyncExitStack()
+        await stack.aclose()
 
     async def _goodbye(self) -> None:
         for device, client in self.clients.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from gateway.errors import BrokerStartError
+from gateway.lifecycle import Service
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -259,7 +260,7 @@ class MosquittoProcess:
         self.close()
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Service):
     """A pure-Python broker (amqtt) on loopback, for the demo on machines without Mosquitto.
 
     amqtt 0.12 speaks MQTT 3.1.1 only: it refuses an MQTT 5 CONNECT ("unsupported protocol
@@ -285,7 +286,9 @@ class EmbeddedBroker:
         """The broker's URL, ``mqtt://127.0.0.1:PORT?protocol=4``."""
         return f"mqtt://{_LOOPBACK}:{self.port}?protocol=4"
 
-    async def __aenter__(self) -> Self:
+    name = "embedded-broker"
+
+    async def start(self) -> None:
         """Start listening; returns once the port accepts connections.
 
         Raises:
@@ -309,14 +312,8 @@ class EmbeddedBroker:
         except BrokerError as exc:  # amqtt wraps bind failures (and everything else) in it
             raise BrokerStartError(f"amqtt could not start on port {self.port}: {exc}") from exc
         self._broker = broker
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         """Shut the broker down, closing every client connection."""
         broker, self._broker = self._broker, None
         if broker is not None:

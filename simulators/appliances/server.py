@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymodbus.server import ModbusTcpServer
 
 from gateway.config import DeviceInstance
+from gateway.lifecycle import Service
 from simulators.appliances.cold_room import ColdRoomModel
 from simulators.appliances.datastore import BankContext
 from simulators.appliances.dishwasher import DishwasherModel
@@ -35,7 +36,6 @@ from simulators.appliances.registers import RegisterBank
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
     from gateway.devices.profile import Profile
 
@@ -61,7 +61,7 @@ def _check_loopback(host: str) -> str:
     return host
 
 
-class SimulatedAppliance:
+class SimulatedAppliance(Service):
     """A Modbus TCP appliance on loopback with physics and fault injection.
 
     ``async with`` returns once the port accepts connections; leaving stops everything.
@@ -127,8 +127,7 @@ class SimulatedAppliance:
         self._context = BankContext(self.bank, unit, lambda: self._hung)
         self._server: ModbusTcpServer | None = None
         self._hung = False
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.name = f"appliance:{self.device_id}"
 
     # ---- what it is ------------------------------------------------------------------------
 
@@ -263,41 +262,21 @@ class SimulatedAppliance:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         """Listen on the port and start the physics and fault schedule.
 
         Raises:
             OSError: the port is taken.
         """
         await self._listen()
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
         if self._model is not None:
-            self._tasks.append(
-                self._tg.create_task(self._run_physics(), name=f"physics:{self.device_id}")
-            )
+            self.spawn(self._run_physics(), "physics")
         if self._faults:
-            self._tasks.append(
-                self._tg.create_task(self._run_faults(), name=f"faults:{self.device_id}")
-            )
-        return self
+            self.spawn(self._run_faults(), "faults")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the tasks and the server."""
-        try:
-            for task in self._tasks:
-                task.cancel()
-            if self._tg is not None:
-                cancel = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
-                await self._tg.__aexit__(*(exc_type, exc, tb) if cancel else (None, None, None))
-        finally:
-            self._tasks, self._tg = [], None
-            await self._stop_server()
+    async def stop(self) -> None:
+        """Stop the server (the physics and faults have stopped)."""
+        await self._stop_server()
 
     async def _listen(self) -> None:
         server = ModbusTcpServer(
