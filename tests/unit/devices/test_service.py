@@ -370,3 +370,53 @@ def test_a_service_with_named_loops_and_a_failing_loop_leaves_as_service_failed(
         assert rig.conn().closed == 1  # stop() ran: the connection is closed all the same
 
     run(main())
+
+
+@pytest.mark.parametrize("step_s", [7200.0, -7200.0])
+def test_a_wall_clock_step_mid_polling_moves_no_poll_and_flips_no_state(step_s: float) -> None:
+    # NTP reaching a server mid-service, or an operator's correction (issue 20): the polls keep
+    # their monotonic slots, nothing changes state, and only the stamps of records jump.
+    rig = Rig(oven("a", 1), oven("b", 2, host="10.0.0.6"), DeviceInstance(id="p", profile="probe"))
+    polled: dict[str, list[float]] = defaultdict(list)
+    for conn in rig.connections.values():
+        original = conn.read
+
+        async def read(*args: Any, original: Any = original, **kw: Any) -> list[int]:
+            polled[kw["device"]].append(rig.clock.monotonic())
+            result: list[int] = await original(*args, **kw)
+            return result
+
+        conn.read = read  # type: ignore[method-assign]
+
+    async def sensor(svc: DeviceService) -> None:
+        while True:  # an MQTT node that reports every 20 s (silence limit: 60 s)
+            svc.submit(DeviceReadings("p", rig.clock.now(), {"temp": 3.0}))
+            await rig.clock.sleep(20.0)
+
+    async def main() -> None:
+        async with rig.service as svc, asyncio.TaskGroup() as tg:
+            node = tg.create_task(sensor(svc))
+            await rig.clock.run(30.3)
+            rig.clock.step_wall(step_s)
+            await rig.clock.run(30.0)
+            rig.clock.step_wall(-step_s)  # and back again
+            await rig.clock.run(30.0)
+            assert [svc.availability(d) for d in ("a", "b", "p")] == [DeviceState.ONLINE] * 3
+            node.cancel()
+        # One change per device, at the first poll: no step made anything offline or online.
+        assert rig.outbox.changes("a") == [DeviceState.ONLINE, DeviceState.OFFLINE]  # + stop
+        assert rig.outbox.changes("b") == [DeviceState.ONLINE, DeviceState.OFFLINE]
+        for device in ("a", "b"):
+            starts = polled[device][::3]  # three blocks a poll, each read at the poll's start
+            gaps = [b - a for a, b in itertools.pairwise(starts)]
+            # Every poll exactly one interval after the last: none early, none late, none lost.
+            assert gaps == [pytest.approx(1.0, abs=1e-9)] * len(gaps)
+            assert len(starts) in (90, 91)
+            stamps = [r.at for r in rig.outbox.readings(device)]
+            jumped = [
+                b - a for a, b in itertools.pairwise(stamps) if abs(b - a) > timedelta(seconds=2)
+            ]
+            # The records carry the wall clock as it read: it jumps by the step and back.
+            assert jumped == [timedelta(seconds=s + 1.0) for s in (step_s, -step_s)]
+
+    run(main())
