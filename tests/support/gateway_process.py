@@ -9,13 +9,18 @@ import time
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 
 class GatewayProcess:
     """``python -m gateway run`` on a site file and state dir; restartable on the same state."""
 
-    def __init__(self, site_file: Path, url: str, state_dir: Path) -> None:
+    def __init__(
+        self, site_file: Path, url: str, state_dir: Path, *, command: Sequence[str] = ("gateway",)
+    ) -> None:
+        """``command``: the module and its leading arguments (``python -m`` runs it)."""
+        self.command = list(command)
         self.site_file = site_file
         self.url = url
         self.state_dir = state_dir
@@ -31,7 +36,7 @@ class GatewayProcess:
                 [
                     sys.executable,
                     "-m",
-                    "gateway",
+                    *self.command,
                     "run",
                     "--config",
                     str(self.site_file),
@@ -62,6 +67,11 @@ class GatewayProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the process to end by itself; its exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout_s)
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit code."""
