@@ -29,9 +29,10 @@ from gateway.bridge import MqttBridge
 from gateway.clock import Clock, SystemClock
 from gateway.codec import encode
 from gateway.contract import AlertLevel, DeviceState, DeviceStatus
-from gateway.lifecycle import Supervisor
+from gateway.lifecycle import Service, Supervisor
 from gateway.routing.outbound import alert
 from gateway.routing.service import OrderService, OrderStats
+from gateway.sdnotify import Notifier, watchdog, watchdog_interval
 from gateway.store.deadletters import DeadLetterLog
 from gateway.store.sqlite import Store
 from gateway.transport.dispatch import Dispatcher
@@ -254,6 +255,12 @@ class Gateway:
         return self._w.device_bridge
 
     @property
+    def services(self) -> list[str]:
+        """The names of the running services, in start order."""
+        assert self._supervisor is not None, "the gateway is not running"
+        return list(self._supervisor.names)
+
+    @property
     def stats(self) -> OrderStats:
         """The order service's counters."""
         return self._w.orders.stats
@@ -335,10 +342,31 @@ class Gateway:
             await sup.__aexit__(et, e, tb)
 
 
+class SystemdWatchdog(Service):
+    """Pings systemd's watchdog while the event loop runs (a no-op outside systemd).
+
+    Real time on purpose: a stuck loop stops the pings, and systemd restarts the gateway.
+    """
+
+    name = "systemd-watchdog"
+
+    def __init__(self, notifier: Notifier) -> None:
+        """Ping through ``notifier``, at half the interval systemd set (``$WATCHDOG_USEC``)."""
+        self._notifier = notifier
+
+    async def start(self) -> None:
+        """Start pinging, if systemd watches us."""
+        self.spawn(watchdog(SystemClock(), watchdog_interval(), self._notifier), "ping")
+
+
 async def run_gateway(
     cfg: SiteConfig, *, clock: Clock | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Run a gateway until SIGINT/SIGTERM or until ``stop`` is set.
+
+    Under systemd (``deploy/kitchen-gateway.service``, ``Type=notify``) it says ``READY=1`` once
+    every service is ready, pings the watchdog while running and says ``STOPPING=1`` first
+    thing on the way out.
 
     Raises:
         ServiceFailed: a service could not start, or failed while running.
@@ -348,10 +376,16 @@ async def run_gateway(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier.from_env()
     try:
-        async with Gateway(cfg, clock=clock):
-            await stop.wait()
+        async with Gateway(cfg, clock=clock) as gateway, SystemdWatchdog(notifier):
+            notifier.ready(f"site {cfg.site.id}: {', '.join(gateway.services)}")
+            try:
+                await stop.wait()
+            finally:
+                notifier.stopping()
     finally:
+        notifier.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
 
@@ -17,10 +18,18 @@ class GatewayProcess:
     """``python -m gateway run`` on a site file and state dir; restartable on the same state."""
 
     def __init__(
-        self, site_file: Path, url: str, state_dir: Path, *, command: Sequence[str] = ("gateway",)
+        self,
+        site_file: Path,
+        url: str,
+        state_dir: Path,
+        *,
+        command: Sequence[str] = ("gateway",),
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """``command``: the module and its leading arguments (``python -m`` runs it)."""
+        """``command``: the module and its leading arguments (``python -m`` runs it); ``env``:
+        variables added to this process's environment."""
         self.command = list(command)
+        self.env = {**os.environ, **(env or {})}
         self.site_file = site_file
         self.url = url
         self.state_dir = state_dir
@@ -46,6 +55,7 @@ class GatewayProcess:
                     str(self.state_dir),
                 ],
                 stderr=log,
+                env=self.env,
             )
         self.starts += 1
         deadline = time.monotonic() + timeout_s
