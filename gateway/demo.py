@@ -363,7 +363,10 @@ async def _run(
             cfg = appliances.cfg
         protocol = protocol_of(url)
         clock = ScaledClock(args.speed)
-        gateway = await stack.enter_async_context(Gateway(cfg, clock=clock))
+        # The demo never needs the rates a small broker window limits: a note, not a warning.
+        gateway = await stack.enter_async_context(
+            Gateway(cfg, clock=clock, small_window_level=logging.INFO)
+        )
         monitor = await stack.enter_async_context(Monitor(cfg.site.id, url))
         curve = DinnerCurve(peak_per_min=args.rate)
         fleet = TabletFleet(
