@@ -88,6 +88,13 @@ _REPLY_CACHE = 4096  # recent replies kept in memory: most resends come within s
 _DISK_CHECK_S = 5.0
 _PURGE_EVERY_S = 3600.0
 _RETENTION_S = 30 * 24 * 3600.0
+# At start, the replies committed this many seconds (of wall time) before are sent again: a
+# crash can fall between a commit and the publish of its replies, and their tablets would then
+# wait for their own retry timer. 30 s covers a supervisor's restart (systemd's RestartSec and
+# our start-up); a tablet whose reply is older has retried since, and gets it from the store.
+# A reply twice is harmless: it is the same bytes each time, and a tablet matches a reply to
+# its order by order_id (one it already has changes nothing).
+_RECENT_REPLIES_S = 30.0
 
 
 @dataclass(slots=True)
@@ -107,6 +114,7 @@ class OrderStats:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     bad_kds_messages: int = 0
     handler_failures: int = 0  # events whose handling raised a bug (``_handler_failed``)
+    replies_resent: int = 0  # replies of orders committed just before the start, sent again
 
 
 @dataclass(slots=True)
@@ -173,6 +181,7 @@ class OrderService(Service):
         self.kitchen.restore(
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
         )
+        recent = store.recent_replies(self._clock.now().timestamp() - _RECENT_REPLIES_S)
         now = self._clock.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.
@@ -190,11 +199,17 @@ class OrderService(Service):
         self.spawn(self._committer(), "committer")
         self.spawn(self._ticker(), "ticker")
         self._outbox.send(MenuOut(self.menu()))
+        # To each tablet's replies topic (an MQTT 5 response topic is not stored).
+        for device, body in recent:
+            self._outbox.send(ReplyOut(ReplyRoute(device), body))
+        self.stats.replies_resent = len(recent)
         self.resend_now()
         log.info(
-            "order service ready: %d open orders, %d tickets to resend",
+            "order service ready: %d open orders, %d tickets to resend, %d recent replies sent "
+            "again",
             len(self.kitchen),
             len(self._unacked),
+            len(recent),
         )
 
     async def stop(self) -> None:

@@ -48,6 +48,10 @@ class OrderStore(Protocol):
         """The replies already given to any of ``order_ids``."""
         ...
 
+    def recent_replies(self, since: float) -> list[tuple[str, bytes]]:
+        """``(device, reply)`` of the order replies committed at or after wall time ``since``."""
+        ...
+
     def command_reply(self, command_id: UUID) -> bytes | None:
         """The reply already given to a command, if any."""
         ...

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import pytest
 import uvloop
@@ -28,7 +30,6 @@ from tests.support.gateway_process import GatewayProcess
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from uuid import UUID
 
     from gateway.transport.broker import MosquittoProcess
 
@@ -356,9 +357,7 @@ def test_a_bump_lost_in_a_broker_crash_is_sent_again_and_the_table_goes_out(
             await asyncio.to_thread(broker.restart)
             await asyncio.to_thread(gateway.start)
             # The expo bumps only a ticket the gateway made "ready", on the fry bump alone.
-            assert await _until(lambda: screens.counters["expo"].bumps == 1, 20), (
-                screens.counters
-            )
+            assert await _until(lambda: screens.counters["expo"].bumps == 1, 20), screens.counters
             assert screens.counters["fry"].sent_again >= 1
             assert screens.counters["fry"].bumps == 1  # sent once by the cook, once again
 
@@ -390,3 +389,61 @@ def test_the_gateway_says_online_again_after_the_broker_lost_its_status(
 
     with GatewayProcess(SITE, broker.url, tmp_path / "state"):
         run(scenario())
+
+
+def _reply_committed(db: Path, order_id: UUID) -> bool:
+    """Whether the state file holds the reply to ``order_id`` (read as another process would)."""
+    if not db.exists():
+        return False
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT 1 FROM replies WHERE order_id = ?", (order_id.bytes,))
+        return row.fetchone() is not None
+    except sqlite3.Error:
+        return False  # not created yet
+    finally:
+        conn.close()
+
+
+def test_a_reply_lost_to_a_kill_just_after_its_commit_comes_after_the_restart(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """A tablet that never resends still gets its reply: a restart sends recent replies again."""
+    state = tmp_path / "state"
+    gateway = GatewayProcess(SITE, broker.url, state)
+    order_id = UUID("3b8e6f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+    order = {
+        "order_id": str(order_id),
+        "table": "T1",
+        "placed_at": "2026-01-01T18:00:00Z",
+        "items": [{"line_id": "1", "item": "fries", "qty": 1}],
+    }
+    topic = f"rst/{CFG.site.id}/tablet/tab-k"
+    replies: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        # Sent by a client that is not subscribed to the replies: whatever the first life
+        # published is heard by nobody, as if it had died between the commit and the publish.
+        sender = MqttClient(broker.url, "test-tablet-k-sender", clean_start=True)
+        async with sender:
+            sender.publish(f"{topic}/orders", json.dumps(order).encode())
+            assert await _until(lambda: _reply_committed(state / "gateway.db", order_id), 10)
+        gateway.kill()
+        tablet = MqttClient(broker.url, "test-tablet-k", clean_start=True)
+
+        def on_reply(msg: InboundMessage) -> None:
+            replies.append(json.loads(msg.payload))
+            tablet.ack(msg)
+
+        async with tablet:
+            tablet.set_handler(on_reply)
+            tablet.subscribe(f"{topic}/replies")
+            await asyncio.sleep(0.2)  # subscribed before the gateway is back
+            # The tablet never publishes the order again: only the restart can answer it.
+            await asyncio.to_thread(gateway.start)
+            assert await _until(lambda: bool(replies), 10), gateway.log()[-2000:]
+
+    with gateway:
+        run(scenario())
+    assert [(r["order_id"], r["status"]) for r in replies] == [(str(order_id), "accepted")]
+    assert "1 recent replies sent again" in gateway.log()

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -159,10 +159,10 @@ class RecordingOutbox:
 class Harness:
     """One service on one store file, with helpers to submit and wait."""
 
-    def __init__(self, cfg: SiteConfig, path: Path) -> None:
+    def __init__(self, cfg: SiteConfig, path: Path, start: datetime = T0) -> None:
         self.cfg = cfg
         self.path = path
-        self.clock = ManualClock(T0)
+        self.clock = ManualClock(start)
         self.store = Store(path, cfg.state.durability)
         self.outbox = RecordingOutbox(path)
         self.svc = OrderService(cfg, self.store, self.clock, self.outbox)
@@ -209,11 +209,19 @@ async def turns(clock: ManualClock) -> None:
     await clock.run(0)
 
 
-def run(cfg: SiteConfig, path: Path, scenario: Callable[[Harness], Awaitable[None]]) -> Harness:
-    """Run ``scenario`` inside the service, stop it, and check nothing was left running."""
+def run(
+    cfg: SiteConfig,
+    path: Path,
+    scenario: Callable[[Harness], Awaitable[None]],
+    start: datetime = T0,
+) -> Harness:
+    """Run ``scenario`` inside the service, stop it, and check nothing was left running.
+
+    ``start`` is the wall time the service starts at (a restart later than the first life).
+    """
 
     async def main() -> None:
-        h = Harness(cfg, path)
+        h = Harness(cfg, path, start)
         try:
             async with h.svc:
                 await scenario(h)
@@ -798,6 +806,9 @@ def test_one_batch_of_old_resends_and_new_orders_after_a_restart(tmp_path: Path)
     run(cfg, path, first_life)
 
     async def second_life(h: Harness) -> None:
+        # Committed just before this start: sent again at once, before any resend came.
+        assert h.svc.stats.replies_resent == len(old)
+        mark = len(h.outbox.events)
         # Interleaved, each new order twice, all submitted before the service runs a batch.
         mixed = [r for pair in zip(old, new, new, strict=True) for r in pair]
         tokens = [("order", r.order_id, n) for n, r in enumerate(mixed)]
@@ -806,15 +817,48 @@ def test_one_batch_of_old_resends_and_new_orders_after_a_restart(tmp_path: Path)
         await h.svc.idle()
         assert all(t in h.outbox.acks for t in tokens)
         assert h.svc.stats.batches == 1
-        got = [reply_of(r) for r in h.outbox.replies()]
+        got = [reply_of(r) for r in h.outbox.replies(since=mark)]
         assert [r.order_id for r in got] == [r.order_id for r in mixed]
-        by_id = {reply_of(r).order_id: r.body for r in h.outbox.replies()}
+        by_id = {reply_of(r).order_id: r.body for r in h.outbox.replies(since=mark)}
         assert all(by_id[o.order_id] == replies[o.order_id] for o in old)
         assert all(r.status == "accepted" for r in got)
         assert h.svc.stats.orders_accepted == len(new)
         assert h.svc.stats.orders_duplicate == len(old) + len(new)
 
     run(cfg, path, second_life)
+
+
+def test_the_replies_committed_just_before_a_restart_are_sent_again(tmp_path: Path) -> None:
+    """A crash between a commit and its publish: the tablet gets its reply without retrying."""
+    cfg = site(tmp_path)
+    path = tmp_path / "g.db"
+    old = order_request("bruschetta")
+    recent = order_request("burger", table="T2")
+    rejected = order_request("pizza")  # not on the menu: a rejection is a final reply too
+    replies: dict[UUID, bytes] = {}
+
+    async def first_life(h: Harness) -> None:
+        replies[old.order_id] = (await h.order(old)).body
+        h.clock.advance(45)  # the wall time of the next commits: T0 + 45 s
+        replies[recent.order_id] = (await h.order(recent, ReplyRoute("tab-2"))).body
+        replies[rejected.order_id] = (await h.order(rejected)).body
+
+    run(cfg, path, first_life)
+
+    async def second_life(h: Harness) -> None:
+        # Sent while starting, before any tablet sent anything again.
+        assert h.svc.stats.replies_resent == 2
+        assert h.outbox.acks == []
+
+    # Started 60 s after the first: only what was committed within the last 30 s comes again.
+    h = run(cfg, path, second_life, start=T0 + timedelta(seconds=60))
+    again = h.outbox.replies()
+    assert {(r.route, r.body) for r in again} == {
+        (ReplyRoute("tab-2"), replies[recent.order_id]),
+        (ROUTE, replies[rejected.order_id]),
+    }
+    assert h.outbox.replies(command=True) == []
+    assert h.svc.stats.orders_accepted == 0
 
 
 def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) -> None:

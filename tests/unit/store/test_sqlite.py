@@ -274,6 +274,34 @@ def test_a_file_that_is_not_a_database_raises_store_error(tmp_path: Path) -> Non
         Store(bad)
 
 
+def test_commits_are_stamped_with_the_wall_time_they_are_given(store: Store, db_path: Path) -> None:
+    oid, cid = uuid4(), uuid4()
+    store.commit(Batch(replies=[(oid, "tab", b"r")], commands=[(cid, b"c")], at=1234.5))
+    side = _side_connection(db_path)
+    try:
+        assert side.execute("SELECT at FROM replies").fetchall() == [(1234.5,)]
+        assert side.execute("SELECT at FROM commands").fetchall() == [(1234.5,)]
+    finally:
+        side.close()
+
+
+def test_recent_replies_are_those_committed_since_with_their_device(store: Store) -> None:
+    old, edge, new = uuid4(), uuid4(), uuid4()
+    store.commit(Batch(replies=[(old, "tab-1", b"old")], at=1000.0))
+    store.commit(Batch(replies=[(edge, "tab-2", b"edge")], at=1030.0))
+    store.commit(Batch(replies=[(new, "tab-3", b"new")], commands=[(uuid4(), b"c")], at=1040.0))
+    assert store.recent_replies(1030.0) == [("tab-2", b"edge"), ("tab-3", b"new")]
+    assert store.recent_replies(1041.0) == []
+
+
+def test_purge_counts_age_from_the_wall_time_it_is_given(store: Store) -> None:
+    oid = uuid4()
+    store.commit(Batch(replies=[(oid, "tab", b"r")], at=1000.0))
+    assert store.purge(100.0, now=1099.0) == 0
+    assert store.purge(100.0, now=1101.0) == 1
+    assert store.reply_for(oid) is None
+
+
 # --- purge ---------------------------------------------------------------------------------
 
 
