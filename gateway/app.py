@@ -147,6 +147,7 @@ async def plug_devices(w: Wiring) -> None:
     # Imported here: a site without appliances never loads pymodbus.
     from gateway.devices.audit import AuditLog  # noqa: PLC0415
     from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
+    from gateway.devices.connection import modbus_connection  # noqa: PLC0415
     from gateway.devices.guard import WriteGuard  # noqa: PLC0415
     from gateway.devices.profile import load_profiles  # noqa: PLC0415
     from gateway.devices.service import DeviceService  # noqa: PLC0415
@@ -158,7 +159,9 @@ async def plug_devices(w: Wiring) -> None:
     )
     bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
     guard = WriteGuard(profiles, cfg.devices)
-    w.devices = DeviceService(cfg, profiles, bridge, guard, audit, w.device_clock)
+    w.devices = DeviceService(
+        cfg, profiles, bridge, guard, audit, w.device_clock, connect=modbus_connection
+    )
     w.device_bridge = bridge
     bridge.attach(w.devices.submit, w.dispatcher)
     await w.supervisor.enter(w.devices, "devices")
