@@ -23,6 +23,17 @@ Queues and their overflow policies:
 - tickets awaiting a screen's ack: bounded by the open orders; resent with capped backoff
   (:mod:`gateway.routing.resends`).
 
+Time: every wait (the ticker, resend backoff, screen silence) counts the injected clock's
+monotonic seconds. The kitchen decides from datetimes (fire times, course gaps, ticket ages) and
+is fed *steady* time (:mod:`gateway.routing.steady`): the wall time taken once at start plus the
+monotonic seconds since, so a step of the wall clock mid-service changes no pending wait in real
+seconds. The kitchen's records (tickets, status updates, alerts, the menu) are stamped with that
+steady time too, so they stay in order; it differs from the wall clock by the steps since the
+start, which the ticker detects (wall minus steady jumping by more than ``_STEP_TOLERANCE_S``):
+one log line with the step's size, a counter (``clock_steps``), a ``clock_step`` alert. The
+store's stamps (commit time, for retention and for the replies sent again after a restart) are
+wall time: they have to mean something to the next process too.
+
 Silent screens are watched by :mod:`gateway.routing.screens`; commands are applied by
 :mod:`gateway.routing.commands`; the menu is built by :mod:`gateway.routing.menu`.
 """
@@ -70,6 +81,7 @@ from gateway.routing.render import accepted_reply
 from gateway.routing.resends import UnackedTickets
 from gateway.routing.rules import RouteTable
 from gateway.routing.screens import ScreenWatch
+from gateway.routing.steady import SteadyClock, StepDetector
 from gateway.store.batch import Batch
 
 if TYPE_CHECKING:
@@ -95,6 +107,10 @@ _RETENTION_S = 30 * 24 * 3600.0
 # A reply twice is harmless: it is the same bytes each time, and a tablet matches a reply to
 # its order by order_id (one it already has changes nothing).
 _RECENT_REPLIES_S = 30.0
+# A jump of wall minus monotonic time between two ticks larger than this is a step of the wall
+# clock. Slewing (NTP's gradual correction, <= 0.5 ms/s) moves it ~0.1 ms per tick; a jump of a
+# second or so is already no drift, and below a few seconds nothing a person reads changes.
+_STEP_TOLERANCE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -115,6 +131,8 @@ class OrderStats:
     bad_kds_messages: int = 0
     handler_failures: int = 0  # events whose handling raised a bug (``_handler_failed``)
     replies_resent: int = 0  # replies of orders committed just before the start, sent again
+    clock_steps: int = 0  # steps of the wall clock seen while running
+    clock_offset_s: float = 0.0  # wall minus steady time at the last tick: the steps' sum
 
 
 @dataclass(slots=True)
@@ -146,6 +164,9 @@ class OrderService(Service):
         self._cfg = cfg
         self._store = store
         self._clock = clock
+        # What the kitchen and the records see (re-anchored at start): see the module docstring.
+        self._steady = SteadyClock(clock)
+        self._steps = StepDetector(self._steady, _STEP_TOLERANCE_S)
         self._outbox = outbox
         routes = RouteTable(cfg)
         self._validator = OrderValidator(cfg, routes)
@@ -160,7 +181,7 @@ class OrderService(Service):
         self._looked_up: set[UUID] = set()
         self._stored_replies: dict[UUID, bytes] = {}
         self._unacked = UnackedTickets(cfg, outbox, self.stats)
-        self._screens = ScreenWatch(cfg, self.kitchen, clock, self.stats)
+        self._screens = ScreenWatch(cfg, self.kitchen, self._steady, self.stats)
         self._disk_low = False
         self._logged: set[str] = set()
         self._open = _Open()
@@ -177,6 +198,8 @@ class OrderService(Service):
 
     async def start(self) -> None:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
+        self._steady.anchor()
+        self._steps.reset()
         store = self._store
         self.kitchen.restore(
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
@@ -257,7 +280,7 @@ class OrderService(Service):
 
     def menu(self) -> Menu:
         """The menu as tablets need it."""
-        return build_menu(self._cfg, self._clock.now())
+        return build_menu(self._cfg, self._steady.now())
 
     # --- the batch loop -------------------------------------------------------------------
 
@@ -396,7 +419,7 @@ class OrderService(Service):
         if isinstance(result, list):
             self._reject(ev.route, order_id, result, "invalid", batch, outs)
             return
-        effects = self.kitchen.accept(result, ev.route.device, self._clock.now())
+        effects = self.kitchen.accept(result, ev.route.device, self._steady.now())
         assert order_id is not None
         body = accepted_reply(order_id, result.total)
         self._remember(order_id, body)
@@ -479,7 +502,7 @@ class OrderService(Service):
             errors = list(cmd.errors)
         else:
             try:
-                effects = apply_command(self.kitchen, self._validator, cmd, self._clock.now())
+                effects = apply_command(self.kitchen, self._validator, cmd, self._steady.now())
             except KitchenError as err:
                 errors = [FieldError(path=err.path, message=err.message)]
             except InvalidLine as err:
@@ -514,7 +537,7 @@ class OrderService(Service):
             return False
         self.stats.kds_events += 1
         effects = self.kitchen.on_kds(
-            e.ticket_id, e.version, e.action, e.line_id, self._clock.now()
+            e.ticket_id, e.version, e.action, e.line_id, self._steady.now()
         )
         if e.action is KdsAction.ACK:
             self._unacked.acked(e.ticket_id, e.version)
@@ -538,8 +561,8 @@ class OrderService(Service):
             if mono >= next_purge:
                 next_purge = mono + _PURGE_EVERY_S
                 await self._purge()
-            now = self._clock.now()
-            outs = outbound(self.kitchen.release_due(now))
+            self._check_step()
+            outs = outbound(self.kitchen.release_due(self._steady.now()))
             outs += self._screens.check(mono)
             if outs or self.kitchen.unsaved():
                 # Acks acknowledged before their commit (_on_kds) are saved here at the latest.
@@ -566,7 +589,23 @@ class OrderService(Service):
             )
             (log.error if low else log.info)(msg)
             level = AlertLevel.CRITICAL if low else AlertLevel.INFO
-            self._outbox.send(alert(level, "disk_full", "gateway", msg, self._clock.now()))
+            self._outbox.send(alert(level, "disk_full", "gateway", msg, self._steady.now()))
+
+    def _check_step(self) -> None:
+        step = self._steps.check()
+        self.stats.clock_offset_s = self._steps.offset_s
+        if step is None:
+            return
+        self.stats.clock_steps += 1
+        msg = (
+            f"the system clock stepped by {step:+.0f} s (now {self._clock.now():%Y-%m-%d %H:%M:%S} "
+            f"UTC); kitchen timers keep counting real seconds, and records keep the gateway's "
+            f"steady time ({self._steps.offset_s:+.0f} s from the clock) until it restarts"
+        )
+        log.warning("%s", msg)
+        self._outbox.send(
+            alert(AlertLevel.WARNING, "clock_step", "gateway", msg, self._steady.now())
+        )
 
     def _log_once(self, key: str, message: str) -> None:
         if key in self._logged:

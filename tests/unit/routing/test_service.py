@@ -1185,3 +1185,78 @@ def test_the_voided_versions_of_a_voided_order_survive_a_restart(tmp_path: Path)
 
     h = run(cfg, path, second_life)
     assert h.outbox.versions() == pending
+
+
+# --- wall-clock steps ------------------------------------------------------------------------
+
+H = 3600.0
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [{60.0: 2 * H}, {60.0: -2 * H}, {60.0: 2 * H, 500.0: -2 * H}],
+    ids=["forward-2h", "back-2h", "forward-then-back"],
+)
+def test_a_wall_clock_step_mid_service_fires_nothing_early_or_late(
+    tmp_path: Path, steps: dict[float, float], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Held courses and delayed lines wait real seconds, whatever the wall clock does.
+
+    On the wall clock, +2 h at 60 s would fire the cold line, the mains and their fries at
+    once; -2 h would hold them for two hours.
+    """
+    cfg = site(tmp_path)
+    # The bruschetta (cold, 240 s) waits 120 s for the arancini (fry, 360 s). The mains fire
+    # 900 s after the starters: the burger (grill, 600 s) at once, the fries (fry, 240 s)
+    # 360 s later. The tiramisu (pastry, course 3) is held until a server fires it.
+    req = order_request("bruschetta", "arancini", "burger", "fries", "tiramisu")
+    due = {("fry", 1): 0.0, ("expo", None): 0.0, ("cold", 1): 120.0, ("grill", 2): 900.0}
+    due["fry", 2] = 1260.0
+
+    async def scenario(h: Harness) -> None:
+        t0 = h.clock.monotonic()
+
+        async def to(t: float) -> None:
+            """Move to ``t`` s after the order: ticks only over the last half second."""
+            gap = t0 + t - h.clock.monotonic()
+            if gap > 0.5:
+                h.clock.advance(gap - 0.5)  # the ticker wakes once, at the end
+                await turns(h.clock)
+            await h.clock.run(t0 + t - h.clock.monotonic())
+            await h.svc.idle()
+
+        def shown() -> set[tuple[str, int | None]]:
+            return {(t.station, t.course) for t in h.outbox.tickets()}
+
+        await h.order(req)
+        checks = sorted({*steps, *(t - 0.3 for t in due.values() if t), *due.values()})
+        for t in checks:
+            await to(t)
+            if t in steps:
+                h.clock.step_wall(steps[t])
+                await to(t + 0.4)  # the next tick sees it
+            assert shown() == {k for k, at in due.items() if at <= t}, t
+        assert ("pastry", 3) not in shown()
+
+        # Each step seen once, as an alert naming its size.
+        assert h.svc.stats.clock_steps == len(steps)
+        alerts = [e.alert for e in h.outbox.events if isinstance(e, AlertOut)]
+        step_alerts = [a for a in alerts if a.kind == "clock_step"]
+        assert [a.message.split(" s ")[0].split()[-1] for a in step_alerts] == [
+            f"{s:+.0f}" for s in steps.values()
+        ]
+        assert h.svc.stats.clock_offset_s == pytest.approx(sum(steps.values()))
+
+    with caplog.at_level("WARNING", logger="gateway.routing.service"):
+        h = run(cfg, tmp_path / "g.db", scenario)
+    stepped = [r for r in caplog.records if "clock stepped" in r.getMessage()]
+    assert len(stepped) == len(steps)
+    # Records keep steady time: each ticket's first version is stamped the kitchen seconds
+    # after the order at which it fired, in the order they were sent.
+    firsts: dict[UUID, Ticket] = {}
+    for t in h.outbox.tickets():
+        firsts.setdefault(t.ticket_id, t)
+    stamps = [(t.sent_at - T0).total_seconds() for t in firsts.values()]
+    assert stamps == sorted(stamps)
+    for t in firsts.values():
+        assert (t.sent_at - T0).total_seconds() == pytest.approx(due[t.station, t.course], abs=0.3)
