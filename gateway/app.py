@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Self
 
 from gateway.bridge import MqttBridge
 from gateway.clock import Clock, SystemClock
+from gateway.clockwatch import ClockWatch, check_start_time, newest_mtime
 from gateway.codec import encode
 from gateway.contract import AlertLevel, DeviceState, DeviceStatus
 from gateway.lifecycle import Service, Supervisor
@@ -43,14 +44,16 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from gateway.config import SiteConfig
+    from gateway.devices.actions import ActionService
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.service import DeviceService
-    from gateway.events import Outbox
+    from gateway.events import AlertOut, Outbox
     from gateway.transport.dispatch import DeadLetter
 
 log = logging.getLogger(__name__)
 
 _GC_YOUNG_THRESHOLD = 20_000
+_STATE_FILES = ("gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json")
 _SMALL_BROKER_WINDOW = 100  # below it a broker holds throughput to its round trips
 
 
@@ -63,6 +66,7 @@ class Wiring:
         clock: kitchen time, for the order path (the demo runs it faster than real time).
         device_clock: real time, for polling and device availability.
         supervisor: enters each service; leaves them in reverse.
+        time: whether the wall clock can be trusted (steps, NTP synchronisation).
         store: the durable state.
         dead_letters: messages given up on.
         mqtt: the one MQTT client.
@@ -72,6 +76,7 @@ class Wiring:
             that also wants to see them).
         devices: the device service, when the site has appliances or sensors.
         device_bridge: its MQTT adapter.
+        actions: the appliance actions, when the site has any.
         orders: the order service.
     """
 
@@ -79,6 +84,7 @@ class Wiring:
     clock: Clock
     device_clock: Clock
     supervisor: Supervisor
+    time: ClockWatch = field(init=False)
     store: Store = field(init=False)
     dead_letters: DeadLetterLog = field(init=False)
     mqtt: MqttClient = field(init=False)
@@ -87,7 +93,23 @@ class Wiring:
     outbox: Outbox = field(init=False)
     devices: DeviceService | None = None
     device_bridge: DeviceBridge | None = None
+    actions: ActionService | None = None
     orders: OrderService = field(init=False)
+    _early_alerts: list[AlertOut] = field(default_factory=list)
+
+    def alert(self, level: str, kind: str, text: str, subject: str = "gateway") -> None:
+        """Tell people: published on the alerts topic (held until the MQTT client exists)."""
+        out = alert(AlertLevel(level), kind, subject, text, self.clock.now())
+        if hasattr(self, "bridge"):
+            self.bridge.send(out)
+        else:
+            self._early_alerts.append(out)
+
+    def send_early_alerts(self) -> None:
+        """Publish the alerts raised before the MQTT client existed."""
+        early, self._early_alerts = self._early_alerts, []
+        for out in early:
+            self.bridge.send(out)
 
     def status(self, state: DeviceState) -> bytes:
         """The gateway's own retained status message."""
@@ -107,8 +129,18 @@ class Wiring:
             f"a message on {letter.topic} could not be handled after {letter.attempts} "
             f"attempts ({letter.error}); it is kept in {self.dead_letters.path}"
         )
-        now = self.clock.now()
-        self.bridge.send(alert(AlertLevel.CRITICAL, "dead_letter", letter.owner, text, now))
+        self.alert("critical", "dead_letter", text, subject=letter.owner)
+
+
+async def plug_time(w: Wiring) -> None:
+    """Whether the wall clock can be trusted; first, before anything writes a record."""
+    state = w.cfg.state.dir
+    state.mkdir(parents=True, exist_ok=True)
+    # The newest write to the state files is the newest durable record's time, near enough.
+    newest = newest_mtime(*(state / n for n in _STATE_FILES))
+    w.time = await w.supervisor.enter(ClockWatch(w.device_clock, state / "clock.json", w.alert))
+    if check_start_time(w.device_clock.now(), newest, w.alert):
+        w.time.behind_records = True
 
 
 async def plug_state(w: Wiring) -> None:
@@ -118,8 +150,9 @@ async def plug_state(w: Wiring) -> None:
     w.store = await w.supervisor.enter(Store(cfg.state.dir / "gateway.db", cfg.state.durability),
                                        "store")  # fmt: skip
     w.dead_letters = await w.supervisor.enter(
-        DeadLetterLog(cfg.state.dir / "dead_letters.jsonl", fsync=full, now=w.clock.now)
-    )
+        DeadLetterLog(cfg.state.dir / "dead_letters.jsonl", fsync=full, now=w.clock.now,
+                      time_uncertain=w.time.uncertain)
+    )  # fmt: skip
 
 
 async def plug_mqtt(w: Wiring) -> None:
@@ -137,6 +170,7 @@ async def plug_mqtt(w: Wiring) -> None:
     w.bridge = MqttBridge(cfg.site.id, w.mqtt, cfg.delivery.max_payload_bytes)
     w.outbox = w.bridge
     await w.supervisor.enter(w.mqtt, "mqtt")
+    w.send_early_alerts()
 
 
 async def plug_devices(w: Wiring) -> None:
@@ -155,10 +189,11 @@ async def plug_devices(w: Wiring) -> None:
     profiles = load_profiles(cfg.devices_profiles)
     fsync = cfg.state.durability == "full"
     audit = await w.supervisor.enter(
-        AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync), "audit"
+        AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync, time_uncertain=w.time.uncertain),
+        "audit",
     )
     bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
-    guard = WriteGuard(profiles, cfg.devices)
+    guard = WriteGuard(profiles, cfg.devices, monotonic=w.device_clock.monotonic)
     w.devices = DeviceService(
         cfg, profiles, bridge, guard, audit, w.device_clock, connect=modbus_connection
     )
@@ -179,7 +214,7 @@ async def plug_actions(w: Wiring) -> None:
         w.cfg.appliance_actions, Catalog.from_site(w.cfg), w.devices.write, w.clock
     )
     w.outbox = actions.tap(w.outbox)
-    await w.supervisor.enter(actions, "actions")
+    w.actions = await w.supervisor.enter(actions, "actions")
 
 
 async def plug_orders(w: Wiring) -> None:
@@ -187,10 +222,15 @@ async def plug_orders(w: Wiring) -> None:
     w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox)
     w.bridge.attach(w.orders.submit, w.dispatcher)
     await w.supervisor.enter(w.orders, "orders")
+    if w.actions is not None:
+        # Restored tickets were sent (and acted on) by an earlier run: their resends must not
+        # start a fryer's timer again. Told now, before the order service's first tick resends.
+        w.actions.already_sent(r.ticket_id for r in w.orders.kitchen.resends())
 
 
 #: Every service of the gateway, in start order (they stop in reverse).
 PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
+    plug_time,
     plug_state,
     plug_mqtt,
     plug_devices,

@@ -125,6 +125,7 @@ def pct(xs: list[float], q: float) -> float:
 async def gateway_side(args: argparse.Namespace) -> dict:
     from gateway.clock import SystemClock  # noqa: PLC0415
     from gateway.devices.audit import AuditLog  # noqa: PLC0415
+    from gateway.devices.connection import modbus_connection  # noqa: PLC0415
     from gateway.devices.guard import WriteGuard  # noqa: PLC0415
     from gateway.devices.profile import load_profiles  # noqa: PLC0415
     from gateway.devices.service import DeviceService, Tuning  # noqa: PLC0415
@@ -147,6 +148,7 @@ async def gateway_side(args: argparse.Namespace) -> dict:
         WriteGuard(profiles, cfg.devices),
         AuditLog(tmp / "audit.jsonl"),
         SystemClock(),
+        connect=modbus_connection,
         tuning=Tuning(poll_tick_s=args.tick),
     )
     proc = psutil.Process()

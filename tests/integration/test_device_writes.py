@@ -31,6 +31,7 @@ from gateway.contract import OrderLine, OrderRequest
 from gateway.devices.actions import ActionRule, ActionService, Catalog, check_actions
 from gateway.devices.audit import AuditLog
 from gateway.devices.cli_commands import EXIT_REFUSED, parse_value, read_device, write_device
+from gateway.devices.connection import modbus_connection
 from gateway.devices.guard import Approved, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import load_profiles
 from gateway.devices.service import DeviceService
@@ -358,7 +359,9 @@ def test_a_thousand_bad_writes_through_the_device_service(
     fryer = profiles["fryer-2vat"]
 
     async def main(audit: AuditLog) -> None:
-        async with DeviceService(cfg, profiles, Collect(), guard, audit, SystemClock()) as devices:
+        async with DeviceService(
+            cfg, profiles, Collect(), guard, audit, SystemClock(), connect=modbus_connection
+        ) as devices:
             await until(lambda: bool(server.requests), "the first poll")
             before = server.snapshot()
             for device, point, text in writes:
@@ -400,7 +403,9 @@ def test_a_fry_ticket_starts_the_fryer_once(tmp_path: Path, server: PlainServer)
         priced = OrderValidator(cfg, RouteTable(cfg)).validate(req)
         assert isinstance(priced, PricedOrder)
         async with (
-            DeviceService(cfg, profiles, Collect(), guard, audit, clock) as devices,
+            DeviceService(
+                cfg, profiles, Collect(), guard, audit, clock, connect=modbus_connection
+            ) as devices,
             ActionService(rules, Catalog.from_site(cfg), devices.write, clock) as actions,
         ):
             effects = kitchen.accept(priced, "tablet1", clock.now())

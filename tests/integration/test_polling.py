@@ -24,6 +24,7 @@ from gateway.app import Gateway
 from gateway.clock import SystemClock
 from gateway.contract import DeviceState
 from gateway.devices.audit import AuditLog
+from gateway.devices.connection import modbus_connection
 from gateway.devices.events import AvailabilityChanged, DeviceReadings
 from gateway.devices.guard import Approved, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import load_profiles
@@ -164,7 +165,9 @@ def service(cfg: SiteConfig, outbox: Outbox, tmp_path: Path) -> DeviceService:
     profiles = load_profiles(cfg.devices_profiles)
     audit = AuditLog(tmp_path / "audit.jsonl")
     guard = WriteGuard(profiles, cfg.devices)
-    return DeviceService(cfg, profiles, outbox, guard, audit, SystemClock(), tuning=FAST)
+    return DeviceService(
+        cfg, profiles, outbox, guard, audit, SystemClock(), connect=modbus_connection, tuning=FAST
+    )
 
 
 async def until(pred: Any, timeout: float, what: str) -> None:
