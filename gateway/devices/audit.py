@@ -81,6 +81,7 @@ class AuditLog:
         keep: int = DEFAULT_KEEP,
         fsync: bool = False,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        time_uncertain: Callable[[], bool] = lambda: False,
     ) -> None:
         """Prepare the log; nothing is opened until the first record.
 
@@ -90,6 +91,8 @@ class AuditLog:
             keep: how many rotated files (``path.1`` .. ``path.<keep>``) to keep; 0 keeps none.
             fsync: wait for the disk after every record (survives power loss; slower).
             now: the wall clock for the ``time`` field (timezone-aware UTC).
+            time_uncertain: whether that clock may be wrong now (not synchronised, or stepped:
+                ``ClockWatch.uncertain``); such records carry ``"time_uncertain": true``.
         """
         if max_bytes < 1 or keep < 0:
             msg = "max_bytes must be positive and keep must not be negative"
@@ -99,6 +102,7 @@ class AuditLog:
         self._keep = keep
         self._fsync = fsync
         self._now = now
+        self._time_uncertain = time_uncertain
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._lock_fd: int | None = None
@@ -139,6 +143,8 @@ class AuditLog:
             "outcome": outcome,
             "detail": detail,
         }
+        if self._time_uncertain():
+            entry["time_uncertain"] = True
         # json escapes newlines inside strings, so the record is exactly one line.
         line = (json.dumps(entry, allow_nan=False, separators=(",", ":")) + "\n").encode()
         with self._lock:

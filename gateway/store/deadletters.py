@@ -51,6 +51,7 @@ class DeadLetterLog:
         fsync: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        time_uncertain: Callable[[], bool] = lambda: False,
     ) -> None:
         """Prepare; the file is opened by the first record.
 
@@ -59,11 +60,13 @@ class DeadLetterLog:
             fsync: wait for the disk after each record.
             max_bytes: rotate to ``path.1`` before a record would take the file past this.
             now: the wall clock for the ``time`` field.
+            time_uncertain: whether that clock may be wrong now; such records say so.
         """
         self.path = path
         self._fsync = fsync
         self._max_bytes = max_bytes
         self._now = now
+        self._time_uncertain = time_uncertain
         self._fd: int | None = None
         self.records = 0
 
@@ -105,6 +108,8 @@ class DeadLetterLog:
             "payload": text,
             "payload_base64": b64,
         }
+        if self._time_uncertain():
+            entry["time_uncertain"] = True
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
         try:
             fd = self._open(len(line))
