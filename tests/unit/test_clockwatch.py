@@ -96,7 +96,8 @@ def test_a_step_mid_run_is_logged_counted_alerted_and_saved(
 ) -> None:
     clock = ManualClock(T0)
     alerts = Alerts()
-    watch = ClockWatch(clock, tmp_path / "clock.json", alerts, sync=lambda: KernelSync(synchronised=True, max_error_s=0.01))
+    synced = KernelSync(synchronised=True, max_error_s=0.01)
+    watch = ClockWatch(clock, tmp_path / "clock.json", alerts, sync=lambda: synced)
 
     async def main() -> None:
         async with watch:
@@ -152,7 +153,8 @@ def test_losing_and_regaining_synchronisation_is_said_once_each(tmp_path: Path) 
 def test_a_clock_never_synchronised_is_alerted_at_start(tmp_path: Path) -> None:
     clock = ManualClock(T0)
     alerts = Alerts()
-    watch = ClockWatch(clock, tmp_path / "clock.json", alerts, sync=lambda: KernelSync(synchronised=False))
+    never = KernelSync(synchronised=False)
+    watch = ClockWatch(clock, tmp_path / "clock.json", alerts, sync=lambda: never)
 
     async def main() -> None:
         async with watch:
