@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -30,6 +31,7 @@ from gateway.site_file import load_site
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from gateway.clockwatch import ClockState, KernelSync
     from gateway.config import SiteConfig
 
 __all__ = ["effective_config", "main"]
@@ -155,6 +157,50 @@ def _device(args: argparse.Namespace) -> int:
     return cmd.run_command(cmd.write_device(cfg, args.device, args.point, args.value))
 
 
+def status_lines(
+    state_dir: Path, kernel: KernelSync, saved: ClockState | None, now: datetime
+) -> list[str]:
+    """What ``gateway status`` prints about time: the kernel's view, then the gateway's."""
+    if kernel.synchronised is None:
+        lines = ["system clock: cannot ask the kernel whether it is synchronised"]
+    elif kernel.synchronised:
+        error = "" if kernel.max_error_s is None else f", max error {kernel.max_error_s:.3f} s"
+        lines = [f"system clock: synchronised (kernel{error})"]
+    else:
+        unsynced = (
+            "system clock: NOT synchronised: records are marked time-uncertain (fix: give the "
+            "box a time source: chrony with the local network's NTP server, or an RTC module; "
+            "see the README, 'Keeping time')"
+        )
+        lines = [unsynced]
+    if saved is None:
+        lines.append(f"gateway: no clock record in {state_dir} (it has not run here yet)")
+        return lines
+    seen = {True: "synchronised", False: "not synchronised", None: "unknown"}[saved.synchronised]
+    since = "?" if saved.since is None else saved.since.isoformat(timespec="seconds")
+    lines.append(f"gateway: has seen the clock {seen} since {since}")
+    if saved.steps:
+        at = "?" if saved.last_step_at is None else saved.last_step_at.isoformat(timespec="seconds")
+        lines.append(
+            f"gateway: {saved.steps} step(s) of the clock in its last run, the last "
+            f"{saved.last_step_s:+.0f} s at {at}: records before it may carry a wrong time"
+        )
+    age = (now - saved.written_at).total_seconds()
+    lines.append(f"gateway: clock record written {age:.0f} s ago ({state_dir / 'clock.json'})")
+    return lines
+
+
+def _status(args: argparse.Namespace) -> int:
+    from gateway.clockwatch import kernel_sync, read_state  # noqa: PLC0415
+
+    cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
+    state_dir = cfg.state.dir
+    saved = read_state(state_dir / "clock.json")
+    for line in status_lines(state_dir, kernel_sync(), saved, datetime.now(UTC)):
+        _say(line)
+    return EXIT_OK
+
+
 def _demo(argv: list[str]) -> int:
     from gateway.demo import main as demo_main  # noqa: PLC0415
 
@@ -187,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper)
     run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="whether the clock can be trusted (and since when)")
+    status.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    status.add_argument(
+        "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR} and the file"
+    )
+    status.set_defaults(handler=_status)
 
     _add_device_commands(sub)
 

@@ -203,3 +203,28 @@ def test_an_unreadable_state_file_reads_as_none(tmp_path: Path) -> None:
     bad.write_text("{not json")
     assert read_state(bad) is None
     assert read_state(tmp_path / "missing.json") is None
+
+
+# --- gateway status ---------------------------------------------------------------------------
+
+
+def test_status_says_whether_the_clock_is_synchronised_and_since_when(tmp_path: Path) -> None:
+    from gateway.cli import status_lines  # noqa: PLC0415
+    from gateway.clockwatch import ClockState  # noqa: PLC0415
+
+    hour = timedelta(hours=1)
+    saved = ClockState(
+        synchronised=True, since=T0, steps=1, last_step_s=-7200.0, last_step_at=T0 + hour,
+        written_at=T0 + 2 * hour,
+    )  # fmt: skip
+    kernel = KernelSync(synchronised=True, max_error_s=0.016)
+    lines = status_lines(tmp_path, kernel, saved, T0 + 2 * hour + timedelta(seconds=5))
+    assert lines[0] == "system clock: synchronised (kernel, max error 0.016 s)"
+    assert lines[1] == "gateway: has seen the clock synchronised since 2026-12-03T18:00:00+00:00"
+    assert "1 step(s)" in lines[2]
+    assert "-7200 s" in lines[2]
+    assert "written 5 s ago" in lines[3]
+    unsynced = status_lines(tmp_path, KernelSync(synchronised=False), None, T0)
+    assert "NOT synchronised" in unsynced[0]
+    assert "fix:" in unsynced[0]
+    assert "has not run here yet" in unsynced[1]
