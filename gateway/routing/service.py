@@ -29,7 +29,8 @@ is fed *steady* time (:mod:`gateway.routing.steady`): the wall time taken once a
 monotonic seconds since, so a step of the wall clock mid-service changes no pending wait in real
 seconds. The kitchen's records (tickets, status updates, alerts, the menu) are stamped with that
 steady time too, so they stay in order; it differs from the wall clock by the steps since the
-start, which the ticker detects (wall minus steady jumping by more than ``_STEP_TOLERANCE_S``):
+start, which the ticker detects (wall minus monotonic time jumping by more than
+``gateway.clockwatch.STEP_THRESHOLD_S`` between two ticks):
 one log line with the step's size, a counter (``clock_steps``), a ``clock_step`` alert. The
 store's stamps (commit time, for retention and for the replies sent again after a restart) are
 wall time: they have to mean something to the next process too.
@@ -47,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.clockwatch import STEP_THRESHOLD_S, StepDetector
 from gateway.codec import DecodeFailure, encode
 from gateway.config import StationKind
 from gateway.contract import (
@@ -81,7 +83,7 @@ from gateway.routing.render import accepted_reply
 from gateway.routing.resends import UnackedTickets
 from gateway.routing.rules import RouteTable
 from gateway.routing.screens import ScreenWatch
-from gateway.routing.steady import SteadyClock, StepDetector
+from gateway.routing.steady import SteadyClock
 from gateway.store.batch import Batch
 
 if TYPE_CHECKING:
@@ -107,10 +109,6 @@ _RETENTION_S = 30 * 24 * 3600.0
 # A reply twice is harmless: it is the same bytes each time, and a tablet matches a reply to
 # its order by order_id (one it already has changes nothing).
 _RECENT_REPLIES_S = 30.0
-# A jump of wall minus monotonic time between two ticks larger than this is a step of the wall
-# clock. Slewing (NTP's gradual correction, <= 0.5 ms/s) moves it ~0.1 ms per tick; a jump of a
-# second or so is already no drift, and below a few seconds nothing a person reads changes.
-_STEP_TOLERANCE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -166,7 +164,7 @@ class OrderService(Service):
         self._clock = clock
         # What the kitchen and the records see (re-anchored at start): see the module docstring.
         self._steady = SteadyClock(clock)
-        self._steps = StepDetector(self._steady, _STEP_TOLERANCE_S)
+        self._steps = StepDetector(STEP_THRESHOLD_S)
         self._outbox = outbox
         routes = RouteTable(cfg)
         self._validator = OrderValidator(cfg, routes)
@@ -199,7 +197,7 @@ class OrderService(Service):
     async def start(self) -> None:
         """Load open orders from disk, queue their unacked tickets for resending, start loops."""
         self._steady.anchor()
-        self._steps.reset()
+        self._steps.observe(self._clock.now(), self._clock.monotonic())  # the reference
         store = self._store
         self.kitchen.restore(
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
@@ -592,15 +590,16 @@ class OrderService(Service):
             self._outbox.send(alert(level, "disk_full", "gateway", msg, self._steady.now()))
 
     def _check_step(self) -> None:
-        step = self._steps.check()
-        self.stats.clock_offset_s = self._steps.offset_s
+        step = self._steps.observe(self._clock.now(), self._clock.monotonic())
+        self.stats.clock_offset_s = offset = self._steady.wall_offset()
         if step is None:
             return
         self.stats.clock_steps += 1
+        where = "behind" if offset > 0 else "ahead of"
         msg = (
-            f"the system clock stepped by {step:+.0f} s (now {self._clock.now():%Y-%m-%d %H:%M:%S} "
-            f"UTC); kitchen timers keep counting real seconds, and records keep the gateway's "
-            f"steady time ({self._steps.offset_s:+.0f} s from the clock) until it restarts"
+            f"the system clock stepped by {step.size_s:+.0f} s (now {step.at:%Y-%m-%d %H:%M:%S} "
+            "UTC); kitchen timers keep counting real seconds, and the order path's records are "
+            f"stamped {abs(offset):.0f} s {where} the clock until the gateway restarts"
         )
         log.warning("%s", msg)
         self._outbox.send(

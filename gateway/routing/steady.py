@@ -1,4 +1,4 @@
-"""Kitchen time that never steps, and the detector that notices when the wall clock did.
+"""Kitchen time that never steps: the wall time at start plus the monotonic seconds since.
 
 The kitchen decides *when* from datetimes (a line fires at ``accepted_at + delay``, a course
 ``auto_fire_after_s`` after the one before, a ticket turns late ``late_after_s`` after it was
@@ -9,7 +9,8 @@ holds them for two hours. :class:`SteadyClock` is what the order service feeds i
 wall time read once, when the service starts, plus the monotonic seconds since. A wall step
 changes no pending wait in real seconds, and the kitchen's records stay in order. The price:
 until the next start, records are stamped with this steady time, which differs from the wall
-clock by the steps since the start (:class:`StepDetector` reports each one).
+clock by the steps since the start (the order service reports each one, with
+:class:`gateway.clockwatch.StepDetector`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from gateway.clock import Clock
 
-__all__ = ["SteadyClock", "StepDetector"]
+__all__ = ["SteadyClock"]
 
 
 class SteadyClock:
@@ -62,31 +63,3 @@ class SteadyClock:
     def wall_offset(self) -> float:
         """Wall time minus steady time, in seconds: the sum of the wall's steps since the anchor."""
         return (self._clock.now() - self.now()).total_seconds()
-
-
-class StepDetector:
-    """Notices a step of the wall clock: its offset from steady time jumping between checks.
-
-    Compared check to check (the order service checks on every tick), so NTP's slewing, at
-    most 0.5 ms per second, never adds up to a step, while a step is seen on the next tick.
-
-    Attributes:
-        offset_s: wall minus steady time at the last check, in seconds.
-    """
-
-    def __init__(self, steady: SteadyClock, tolerance_s: float) -> None:
-        """Report jumps of more than ``tolerance_s`` seconds, either way."""
-        self._steady = steady
-        self._tolerance_s = tolerance_s
-        self.offset_s = steady.wall_offset()
-
-    def reset(self) -> None:
-        """Take the current offset as the reference (after the steady clock is anchored)."""
-        self.offset_s = self._steady.wall_offset()
-
-    def check(self) -> float | None:
-        """The step (seconds, + forward) since the last check, if larger than the tolerance."""
-        offset = self._steady.wall_offset()
-        step = offset - self.offset_s
-        self.offset_s = offset
-        return step if abs(step) > self._tolerance_s else None
