@@ -70,6 +70,7 @@ _KEEPALIVE_TICK_S = 1.0  # paho wants loop_misc() about once a second
 _MAX_PENDING = 60_000  # paho's packet ids are 16-bit; leave room for SUBSCRIBE ids
 _MAX_UNSENT_QOS0 = 5_000  # QoS 0 publishes take packet ids too, until written
 _CLOSE_TIMEOUT_S = 1.0
+_PAHO_READS_PER_WAKEUP = 64  # paho's paths: loop_read calls per readable socket (mqtt.py)
 
 
 def _check(rc: MQTTErrorCode) -> None:
@@ -196,6 +197,7 @@ class MqttClient(Link):
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, list[str]] = {}
         self._warned_v311 = False
+        self._handled = 0  # packets paho's paths handed to our callbacks (_read_paho_s_way)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connack: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] | None = None
@@ -442,6 +444,7 @@ class MqttClient(Link):
 
     def _on_message(self, _c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
         # paho's own path (every message on paho's paths, QoS 2 on the fast ones).
+        self._handled += 1
         try:
             name = m.topic
         except UnicodeDecodeError:
@@ -486,6 +489,7 @@ class MqttClient(Link):
             self._pause_reading()
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        self._handled += 1
         self._book.acknowledged(mid, str(rc) if rc.is_failure else None)
 
     def _on_lean_published(self, mid: int) -> None:
@@ -507,7 +511,10 @@ class MqttClient(Link):
         self._loop.add_reader(sock, self._on_readable)
 
     def _on_readable(self) -> None:
-        self._paho.loop_read()
+        if self._fast is None:
+            self._read_paho_s_way()
+        else:
+            self._paho.loop_read()
         # loop_read stops after a few packets; what is already buffered (FastIO's buffer, or
         # TLS's on paho's paths) would otherwise wait for the socket to become readable again.
         while self._paho.buffered() and self._paho.socket() is not None:
@@ -516,6 +523,21 @@ class MqttClient(Link):
         # iteration, as paho's own loop does, not one round trip through add_writer later.
         if self._paho.want_write():
             self._paho.loop_write()
+
+    def _read_paho_s_way(self) -> None:
+        """Read on while each ``loop_read`` handled a packet, up to a bound.
+
+        paho's ``loop_read`` reads one packet per publish pending, so a client with few pending
+        (a consumer) took one event-loop round per packet: a subscriber on these paths moved
+        ~4,200 msg/s at ~180 us per message (both ends, one process; 20k x 300 B, QoS 1). The
+        bound keeps the loop fair to other work; an idle socket costs one failed recv.
+        """
+        p = self._paho
+        for _ in range(_PAHO_READS_PER_WAKEUP):
+            before = self._handled
+            p.loop_read()
+            if self._handled == before or p.socket() is None or self._reading_paused:
+                return
 
     def _pause_reading(self) -> None:
         """Stop reading until the caller acks: our own Receive Maximum, enforced.
