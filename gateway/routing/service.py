@@ -30,10 +30,10 @@ monotonic seconds since, so a step of the wall clock mid-service changes no pend
 seconds. The kitchen's records (tickets, status updates, alerts, the menu) are stamped with that
 steady time too, so they stay in order; it differs from the wall clock by the steps since the
 start, which the ticker detects (wall minus monotonic time jumping by more than
-``gateway.clockwatch.STEP_THRESHOLD_S`` between two ticks):
-one log line with the step's size, a counter (``clock_steps``), a ``clock_step`` alert. The
-store's stamps (commit time, for retention and for the replies sent again after a restart) are
-wall time: they have to mean something to the next process too.
+``gateway.clockwatch.STEP_THRESHOLD_S`` between two ticks): one log line with the step's size,
+a counter (``clock_steps``), a ``clock_step`` alert. The store's stamps (commit time, for
+retention and for the replies sent again after a restart) are wall time: they have to mean
+something to the next process too.
 
 Silent screens are watched by :mod:`gateway.routing.screens`; commands are applied by
 :mod:`gateway.routing.commands`; the menu is built by :mod:`gateway.routing.menu`.
@@ -256,7 +256,12 @@ class OrderService(Service):
             if len(self._pending) >= MAX_PENDING:
                 self.stats.heartbeats_dropped += 1
                 return
-            self._screens.heard(event.station, self._clock.monotonic())
+            try:
+                self._screens.heard(event.station, self._clock.monotonic())
+            except GatewayError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a bug, contained as in _fill
+                self._handler_failed(event, err)
             return
         self._pending.append(event)
         self._wake.set()
@@ -269,9 +274,14 @@ class OrderService(Service):
         """Return once every event submitted so far is handled and its batch committed.
 
         Then the messages of those events are acknowledged and their replies and tickets
-        handed to the outbox. For tests and an orderly stop: it waits on the commits
-        themselves, never on time.
+        handed to the outbox. For tests, and whoever needs to know the commits caught up: it
+        waits on the commits themselves, never on time.
+
+        Raises:
+            RuntimeError: the service is not running (nothing would ever commit).
         """
+        if not self.running:
+            raise RuntimeError("orders: idle() while not running")
         while self._pending or self._open or self._committing:
             self._idle.clear()
             await self._idle.wait()
@@ -317,8 +327,10 @@ class OrderService(Service):
 
         Nothing is undone. What a half-applied event can leave behind: an order taken into the
         kitchen (saved by the next commit, its tickets maybe not sent until a restart resends
-        them) without its reply stored, so the retry finds no reply and accepts it a second
-        time (a second record, the same ticket ids, which screens dedupe by version only); a
+        them) without its reply stored, so the retry finds no reply and accepts it again: a
+        second record under a new ``seq`` replaces the first in memory, while the first's
+        snapshot, once a commit saved it, stays open on disk and comes back at a restart; both
+        have the same ticket ids, so screens drop the versions they already showed; a
         command whose kitchen change was made without its reply, so its retry applies it again
         (a second void or fire changes nothing, a modify sets the same values and makes one
         more ticket version); a screen's event applied without its message acknowledged, so

@@ -32,6 +32,7 @@ from gateway.codec import (
 from gateway.contract import (
     CommandReply,
     FireCourse,
+    Heartbeat,
     KdsAction,
     KdsEvent,
     ModifyLine,
@@ -47,6 +48,7 @@ from gateway.errors import ServiceFailed, StoreError
 from gateway.events import (
     AlertOut,
     CommandIn,
+    HeartbeatIn,
     KdsEventIn,
     MenuOut,
     OrderIn,
@@ -57,6 +59,7 @@ from gateway.events import (
     TicketOut,
 )
 from gateway.routing import service as service_module
+from gateway.routing.screens import ScreenWatch
 from gateway.routing.service import OrderService, OrderStats
 from gateway.site_file import parse_site
 from gateway.store.sqlite import Store
@@ -476,6 +479,24 @@ def test_a_handler_that_raises_fails_its_message_and_holds_no_slot(
     assert len(errors) == 1  # the second failure of the same kind is only counted
     assert errors[0].exc_info is not None
     assert "OrderIn" in errors[0].getMessage()
+
+
+def test_a_heartbeat_whose_handling_raises_is_only_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat has no message to retry or dead-letter: the failure is counted, no more."""
+    cfg = site(tmp_path)
+
+    def broken(self: ScreenWatch, station: str, mono: float) -> None:
+        raise RuntimeError("a bug in the screen watch")
+
+    async def scenario(h: Harness) -> None:
+        monkeypatch.setattr(ScreenWatch, "heard", broken)
+        h.svc.submit(HeartbeatIn("grill", Heartbeat(device="grill", sent_at=T0)))
+        assert h.svc.stats.handler_failures == 1
+        assert h.outbox.failed == []
+
+    run(cfg, tmp_path / "g.db", scenario)
 
 
 def test_a_store_error_while_handling_stops_the_service(tmp_path: Path) -> None:
