@@ -1,8 +1,8 @@
 """Kitchen time that never steps: the wall time at start plus the monotonic seconds since.
 
 The kitchen decides *when* from datetimes (a line fires at ``accepted_at + delay``, a course
-``auto_fire_after_s`` after the one before, a ticket turns late ``late_after_s`` after it was
-sent) and stamps its records with the same datetimes. Fed the wall clock, a step of it (NTP
+``auto_fire_after_s`` after the one before) and stamps its records with the same datetimes
+(screens age a ticket from its ``sent_at``). Fed the wall clock, a step of it (NTP
 reaching a server on a box without a battery-backed clock, an operator's correction) would
 move every pending wait by the step: +2 h fires every held course and delayed line at once, -2 h
 holds them for two hours. :class:`SteadyClock` is what the order service feeds it instead: the
