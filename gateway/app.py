@@ -64,7 +64,8 @@ class Wiring:
     Attributes:
         cfg: the site.
         clock: kitchen time, for the order path (the demo runs it faster than real time).
-        device_clock: real time, for polling and device availability.
+        device_clock: real time, for polling, device availability and whatever waits on
+            screens and the network (a screen heartbeats in real seconds).
         supervisor: enters each service; leaves them in reverse.
         time: whether the wall clock can be trusted (steps, NTP synchronisation).
         store: the durable state.
@@ -219,7 +220,7 @@ async def plug_actions(w: Wiring) -> None:
 
 async def plug_orders(w: Wiring) -> None:
     """The order service: orders to tickets, exactly once (loads open orders when entered)."""
-    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox)
+    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox, link_clock=w.device_clock)
     w.bridge.attach(w.orders.submit, w.dispatcher)
     await w.supervisor.enter(w.orders, "orders")
     if w.actions is not None:

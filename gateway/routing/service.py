@@ -23,15 +23,18 @@ Queues and their overflow policies:
 - tickets awaiting a screen's ack: bounded by the open orders; resent with capped backoff
   (:mod:`gateway.routing.resends`).
 
-Time: every wait (the ticker, resend backoff, screen silence) counts the injected clock's
-monotonic seconds. The kitchen decides from datetimes (fire times, course gaps, ticket ages) and
-is fed *steady* time (:mod:`gateway.routing.steady`): the wall time taken once at start plus the
-monotonic seconds since, so a step of the wall clock mid-service changes no pending wait in real
+Time: every wait counts monotonic seconds. The ticker, resend backoff, a screen's silence and
+the disk checks count the *link* clock's (real time: screens heartbeat in real seconds whatever
+the kitchen's speed); the kitchen's clock is the demo's faster one, or the same. The kitchen
+decides from datetimes (fire times, course gaps, ticket ages) and is fed *steady* time
+(:mod:`gateway.routing.steady`): the wall time taken once at start plus the monotonic seconds
+since, so a step of the wall clock mid-service changes no pending wait in real
 seconds. The kitchen's records (tickets, status updates, alerts, the menu) are stamped with that
 steady time too, so they stay in order; it differs from the wall clock by the steps since the
 start, which the ticker detects (wall minus monotonic time jumping by more than
-``gateway.clockwatch.STEP_THRESHOLD_S`` between two ticks): one log line with the step's size,
-a counter (``clock_steps``), a ``clock_step`` alert. The store's stamps (commit time, for
+``gateway.clockwatch.STEP_THRESHOLD_S`` between two ticks) and counts (``clock_steps``,
+``clock_offset_s``); the step's warning and alert are :class:`gateway.clockwatch.ClockWatch`'s,
+once for the whole gateway. The store's stamps (commit time, for
 retention and for the replies sent again after a restart) are wall time: they have to mean
 something to the next process too.
 
@@ -157,11 +160,30 @@ class OrderService(Service):
 
     name = "orders"
 
-    def __init__(self, cfg: SiteConfig, store: OrderStore, clock: Clock, outbox: Outbox) -> None:
-        """Wire the service; nothing runs until ``async with``."""
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        store: OrderStore,
+        clock: Clock,
+        outbox: Outbox,
+        *,
+        link_clock: Clock | None = None,
+    ) -> None:
+        """Wire the service; nothing runs until ``async with``.
+
+        Args:
+            cfg: the site.
+            store: durable state.
+            clock: kitchen time: fire times, course gaps, stamps (the demo runs it faster).
+            outbox: where replies, tickets and alerts go.
+            link_clock: real time, for what waits on screens and the network: the tick, a
+                screen's silence, ticket resends, disk checks (default: ``clock``). A screen
+                heartbeats in real seconds whatever the kitchen's speed.
+        """
         self._cfg = cfg
         self._store = store
         self._clock = clock
+        self._link = link_clock or clock
         # What the kitchen and the records see (re-anchored at start): see the module docstring.
         self._steady = SteadyClock(clock)
         self._steps = StepDetector(STEP_THRESHOLD_S)
@@ -203,7 +225,7 @@ class OrderService(Service):
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
         )
         recent = store.recent_replies(self._clock.now().timestamp() - _RECENT_REPLIES_S)
-        now = self._clock.monotonic()
+        now = self._link.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.
             self._unacked.track(
@@ -257,7 +279,7 @@ class OrderService(Service):
                 self.stats.heartbeats_dropped += 1
                 return
             try:
-                self._screens.heard(event.station, self._clock.monotonic())
+                self._screens.heard(event.station, self._link.monotonic())
             except GatewayError:
                 raise
             except Exception as err:  # noqa: BLE001 - a bug, contained as in _fill
@@ -268,7 +290,7 @@ class OrderService(Service):
 
     def resend_now(self) -> None:
         """Resend every unacknowledged ticket on the next tick (after a broker reconnect)."""
-        self._unacked.all_due(self._clock.monotonic())
+        self._unacked.all_due(self._link.monotonic())
 
     async def idle(self) -> None:
         """Return once every event submitted so far is handled and its batch committed.
@@ -384,7 +406,7 @@ class OrderService(Service):
         self.stats.batches += 1
         for token in done.tokens:
             self._outbox.ack(token)
-        now = self._clock.monotonic()
+        now = self._link.monotonic()
         for out in latest_status_only(done.outs):
             if isinstance(out, TicketOut):
                 self._unacked.track(out, now + self._cfg.delivery.resend_after_s)
@@ -539,7 +561,7 @@ class OrderService(Service):
         commit of its own, in front of the next order's. Bumps and item_done are kept until
         committed: nobody would send them again.
         """
-        self._screens.heard(ev.station, self._clock.monotonic())
+        self._screens.heard(ev.station, self._link.monotonic())
         e = ev.event
         if isinstance(e, DecodeFailure):
             self.stats.bad_kds_messages += 1
@@ -558,7 +580,7 @@ class OrderService(Service):
     # --- timers ---------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
-        clock = self._clock
+        clock = self._link
         start = clock.monotonic()
         # The disk was checked and old rows purged at start.
         next_disk, next_purge = start + _DISK_CHECK_S, start + _PURGE_EVERY_S
@@ -608,15 +630,13 @@ class OrderService(Service):
             return
         self.stats.clock_steps += 1
         where = "behind" if offset > 0 else "ahead of"
-        msg = (
-            f"the system clock stepped by {step.size_s:+.0f} s (now {step.at:%Y-%m-%d %H:%M:%S} "
-            "UTC); kitchen timers keep counting real seconds, and the order path's records are "
-            f"stamped {abs(offset):.0f} s {where} the clock until the gateway restarts"
-        )
-        log.warning("%s", msg)
-        self._outbox.send(
-            alert(AlertLevel.WARNING, "clock_step", "gateway", msg, self._steady.now())
-        )
+        # The step itself is logged and alerted once for the whole gateway (ClockWatch); what
+        # it means for the orders is said here, as information.
+        log.info(
+            "the kitchen keeps counting real seconds across the clock's step of %+.0f s; the "
+            "order path's records are stamped %.0f s %s the clock until the gateway restarts",
+            step.size_s, abs(offset), where,
+        )  # fmt: skip
 
     def _log_once(self, key: str, message: str) -> None:
         if key in self._logged:
