@@ -111,7 +111,9 @@ _CHANNEL_TEXT = {
     "rejected); the gateway prices every line from its own menu.",
     "tabletReplies": "Exactly one final reply per `order_id`: `accepted` (with the total) or "
     "`rejected` (with every error and its path, e.g. `items[2].qty`). Resending an order returns "
-    "the same reply again. `order_id` is null only when the request could not be read at all.",
+    "the same reply again, and a gateway that restarts sends the replies of its last 30 seconds "
+    "once more unasked: match replies by `order_id`. `order_id` is null only when the request "
+    "could not be read at all.",
     "tabletCommands": "Fire a held course, void or modify a line. `command_id` is the idempotency "
     "key, exactly as `order_id` is for orders.",
     "tabletCommandReplies": "Exactly one final reply per `command_id`; resending the command "
