@@ -201,7 +201,8 @@ class Dispatcher:
         ``msg`` is handed over again later, or becomes a dead letter after ``max_attempts``.
         """
         route = self._lookup(msg.topic)
-        self._attempt_failed(msg, route.owner if route else "?", error)
+        # The service logged the traceback already; only the attempts are said here.
+        self._attempt_failed(msg, route.owner if route else "?", error, traceback=False)
 
     def close(self) -> None:
         """Stop handing messages over again (at shutdown); the broker redelivers them later."""
@@ -248,15 +249,17 @@ class Dispatcher:
             )  # fmt: skip
         self._client.ack(msg)
 
-    def _attempt_failed(self, msg: InboundMessage, owner: str, error: Exception) -> None:
+    def _attempt_failed(
+        self, msg: InboundMessage, owner: str, error: Exception, *, traceback: bool = True
+    ) -> None:
         self.stats.handler_errors += 1
         attempts = self._attempts.get(msg, 0) + 1
         if msg.qos == 0:
-            self._log_failure(owner, msg, error, attempts, final=True)
+            self._log_failure(owner, msg, error, attempts, final=True, traceback=traceback)
             return  # nobody waits for it, and it holds no slot
         if attempts < self._max_attempts:
             self._attempts[msg] = attempts
-            self._log_failure(owner, msg, error, attempts, final=False)
+            self._log_failure(owner, msg, error, attempts, final=False, traceback=traceback)
             self.stats.retries += 1
             delay = _RETRY_S * 2 ** (attempts - 1)
             handle: asyncio.TimerHandle | None = None
@@ -269,7 +272,7 @@ class Dispatcher:
             self._retries.add(handle)
             return
         self._attempts.pop(msg, None)
-        self._log_failure(owner, msg, error, attempts, final=True)
+        self._log_failure(owner, msg, error, attempts, final=True, traceback=traceback)
         self.stats.dead_letters += 1
         error_text = f"{type(error).__name__}: {error}"
         letter = DeadLetter(msg.topic, msg.payload, owner, attempts, error_text)
@@ -288,12 +291,20 @@ class Dispatcher:
         self._deliver(msg)
 
     def _log_failure(
-        self, owner: str, msg: InboundMessage, error: Exception, attempts: int, *, final: bool
+        self,
+        owner: str,
+        msg: InboundMessage,
+        error: Exception,
+        attempts: int,
+        *,
+        final: bool,
+        traceback: bool,
     ) -> None:
         what = "given up (dead letter)" if final else "will be handed over again"
         # The traceback once per owner: the same bug on every message would flood the log.
-        first = owner not in self._logged
-        self._logged.add(owner)
+        first = traceback and owner not in self._logged
+        if traceback:
+            self._logged.add(owner)
         log.error(
             "%s could not handle the message on %r (attempt %d of %d): %s: %s; %s",
             owner, msg.topic, attempts, self._max_attempts, type(error).__name__, error, what,
