@@ -42,7 +42,6 @@ DIRECT = {
 #: Modules that may do arithmetic or comparisons on wall-clock readings, and why.
 WALL_MATH = {
     "routing/steady.py": "measures the wall clock's steps since the anchor (wall_offset)",
-    "cli.py": "gateway status shows the age of the clock record to a person",
 }
 
 _CLOCK_CALLS = {
