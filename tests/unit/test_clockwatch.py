@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -94,6 +95,7 @@ class Alerts:
 def test_a_step_mid_run_is_logged_counted_alerted_and_saved(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.clockwatch")
     clock = ManualClock(T0)
     alerts = Alerts()
     synced = KernelSync(synchronised=True, max_error_s=0.01)
@@ -167,6 +169,7 @@ def test_a_clock_never_synchronised_is_alerted_at_start(tmp_path: Path) -> None:
 
 
 def test_a_clock_behind_the_newest_record_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.clockwatch")
     alerts = Alerts()
     newest = T0
     assert not check_start_time(T0 + timedelta(seconds=5), newest, alerts)

@@ -183,6 +183,7 @@ def test_a_full_receive_queue_drops_the_message_instead_of_blocking(
 def test_a_socket_name_that_is_not_unix_disables_it_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.sdnotify")
     notifier = Notifier("vsock:2:1234")
     assert not notifier.enabled
     assert not notifier.ready()

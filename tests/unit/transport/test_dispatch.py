@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -139,6 +140,7 @@ def test_an_overlapping_claim_is_refused_at_start_up_naming_both_owners() -> Non
 def test_unclaimed_messages_are_acked_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.transport.dispatch")
     d, client = dispatcher()
     d.route("rst/s/tablet/+/orders", lambda m: None, qos=1, owner="orders")
     d.open()
