@@ -224,7 +224,8 @@ class OrderService(Service):
         self.kitchen.restore(
             store.open_orders(), store.acks(), store.tickets(), next_seq=store.max_seq() + 1
         )
-        recent = store.recent_replies(self._clock.now().timestamp() - _RECENT_REPLIES_S)
+        # The last seconds of commits, whatever the wall clock says now (see recent_replies).
+        recent = store.recent_replies(_RECENT_REPLIES_S)
         now = self._link.monotonic()
         for resend in self.kitchen.resends():
             # Due now: the first resend goes out on the first tick.

@@ -48,8 +48,8 @@ class OrderStore(Protocol):
         """The replies already given to any of ``order_ids``."""
         ...
 
-    def recent_replies(self, since: float) -> list[tuple[str, bytes]]:
-        """``(device, reply)`` of the order replies committed at or after wall time ``since``."""
+    def recent_replies(self, window_s: float) -> list[tuple[str, bytes]]:
+        """``(device, reply)`` of the order replies of the last ``window_s`` of commits."""
         ...
 
     def command_reply(self, command_id: UUID) -> bytes | None:

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 _VERSION = 2  # PRAGMA user_version of the layout below
 # Ids per look-up statement: under SQLite's oldest limit on parameters (999).
 _IN_CHUNK = 500
+_RECENT_LIMIT = 5000  # replies sent again at a start, at most: a burst's 30 s at ~170/s
 
 # Orders, acks and sent tickets are keyed by the kitchen's order number (``seq``, increasing in
 # order of acceptance), not by the random order id: the rows of the orders in the kitchen now sit
@@ -119,6 +120,11 @@ class Store:
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             opened.append(self._reader)
             self._reader.execute("PRAGMA cache_size = -256")
+            newest = self._reader.execute(
+                "SELECT max(m) FROM (SELECT max(at) AS m FROM replies "
+                "UNION ALL SELECT max(at) FROM orders UNION ALL SELECT max(at) FROM commands)"
+            ).fetchone()[0]
+            self._last_at: float = float(newest or 0.0)
         except BaseException as err:
             for conn in opened:
                 conn.close()
@@ -169,23 +175,30 @@ class Store:
             found.update((UUID(bytes=o), bytes(r)) for o, r in rows)
         return found
 
-    def recent_replies(self, since: float) -> list[tuple[str, bytes]]:
-        """``(device, reply)`` of every order reply committed at or after wall time ``since``.
+    def recent_replies(
+        self, window_s: float, limit: int = _RECENT_LIMIT
+    ) -> list[tuple[str, bytes]]:
+        """``(device, reply)`` of the order replies committed in the last ``window_s`` of commits.
 
-        Oldest first (replies of one commit, or of commits within one wall reading, in no
-        particular order). For start-up: the replies of the orders committed just before a
-        crash may never have been published, and are sent again. A scan of the table (no
-        index on ``at``: one would cost every commit a second b-tree write for a read made
-        once per start); measured ~30 ms for 100,000 replies on the 2-core VM. Through the reader's
-        connection, so it may run while the writer's thread is in use.
+        The last seconds *of the file*, not of the clock now: measured back from the newest
+        commit's stamp, so a restart after a long reboot still finds them, and a wall clock
+        stepped while the gateway was down (stamps never go backwards, see ``commit``) neither
+        hides them nor brings back a whole evening. At most ``limit``, the newest; oldest first
+        (replies of one commit in no particular order). For start-up: the replies of the orders
+        committed just before a crash may never have been published, and are sent again. A
+        scan of the table (no index on ``at``: one would cost every commit a second b-tree
+        write for a read made once per start); measured ~30 ms for 100,000 replies on the
+        2-core VM. Through the reader's connection, so it may run while the writer's is in use.
         """
         try:
             rows = self._reader.execute(
-                "SELECT device, reply FROM replies WHERE at >= ? ORDER BY at", (since,)
+                "SELECT device, reply FROM replies "
+                "WHERE at >= (SELECT max(at) FROM replies) - ? ORDER BY at DESC LIMIT ?",
+                (window_s, limit),
             ).fetchall()
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
-        return [(str(d), bytes(r)) for d, r in rows]
+        return [(str(d), bytes(r)) for d, r in reversed(rows)]
 
     def command_reply(self, command_id: UUID) -> bytes | None:
         """The reply already given to a command, if any."""
@@ -240,11 +253,11 @@ class Store:
         if not batch:
             return
         # Wall time, not monotonic: the stamps outlive the process (and the boot), and they
-        # serve retention by age (``purge``) and "committed in the last seconds" at the next
-        # start, which only the wall clock can tell across a restart. A wall step makes
-        # either off by the step: a purge a little early or late out of weeks, or a few
-        # replies more or fewer sent again (harmless both ways: tablets retry on their own).
-        now = batch.at if batch.at is not None else time.time()
+        # serve retention by age (``purge``) and "the last seconds of commits" at the next
+        # start. They never go backwards (a wall clock stepped back repeats the newest stamp
+        # until it catches up), so the newest stamp is always the last commit's; a step makes
+        # retention off by the step, a purge a little early or late out of weeks.
+        now = max(batch.at if batch.at is not None else time.time(), self._last_at)
         db = self._db
         try:
             db.execute("BEGIN")
@@ -289,6 +302,7 @@ class Store:
         except sqlite3.Error as err:
             self._rollback()
             raise _translate(err, self.path) from err
+        self._last_at = now
         self.commits += 1
 
     def _rollback(self) -> None:

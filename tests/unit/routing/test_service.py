@@ -882,6 +882,32 @@ def test_the_replies_committed_just_before_a_restart_are_sent_again(tmp_path: Pa
     assert h.svc.stats.orders_accepted == 0
 
 
+@pytest.mark.parametrize(
+    "later", [timedelta(hours=2), timedelta(hours=-2)], ids=["after a long reboot", "clock behind"]
+)
+def test_the_last_replies_come_again_whatever_the_clock_says_at_the_restart(
+    tmp_path: Path, later: timedelta
+) -> None:
+    cfg = site(tmp_path)
+    path = tmp_path / "g.db"
+    old, recent = order_request("bruschetta"), order_request("burger", table="T2")
+
+    async def first_life(h: Harness) -> None:
+        await h.order(old)
+        h.clock.advance(45)
+        await h.order(recent, ReplyRoute("tab-2"))
+
+    run(cfg, path, first_life)
+
+    async def second_life(h: Harness) -> None:
+        assert h.svc.stats.replies_resent == 1
+
+    # The last 30 s of commits, measured from the newest commit: not "nothing" after a reboot
+    # that took two hours, not "everything since" on a clock that came up two hours behind.
+    h = run(cfg, path, second_life, start=T0 + timedelta(seconds=45) + later)
+    assert [r.route for r in h.outbox.replies()] == [ReplyRoute("tab-2")]
+
+
 def test_an_ack_from_the_screen_stops_resends_of_that_version(tmp_path: Path) -> None:
     cfg = site(tmp_path, resend_after_s=0.05, resend_max_interval_s=0.2)
     req = order_request("arancini", "calamari", "water")  # fry now, bar later; course 1

@@ -285,13 +285,25 @@ def test_commits_are_stamped_with_the_wall_time_they_are_given(store: Store, db_
         side.close()
 
 
-def test_recent_replies_are_those_committed_since_with_their_device(store: Store) -> None:
+def test_recent_replies_are_the_last_seconds_of_commits_with_their_device(store: Store) -> None:
     old, edge, new = uuid4(), uuid4(), uuid4()
     store.commit(Batch(replies=[(old, "tab-1", b"old")], at=1000.0))
     store.commit(Batch(replies=[(edge, "tab-2", b"edge")], at=1030.0))
     store.commit(Batch(replies=[(new, "tab-3", b"new")], commands=[(uuid4(), b"c")], at=1040.0))
-    assert store.recent_replies(1030.0) == [("tab-2", b"edge"), ("tab-3", b"new")]
-    assert store.recent_replies(1041.0) == []
+    # Measured back from the newest commit, not from the clock now.
+    assert store.recent_replies(10.0) == [("tab-2", b"edge"), ("tab-3", b"new")]
+    assert store.recent_replies(0.0) == [("tab-3", b"new")]
+    assert store.recent_replies(10.0, limit=1) == [("tab-3", b"new")]
+
+
+def test_commit_stamps_never_go_backwards(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    with Store(path) as store:
+        store.commit(Batch(replies=[(uuid4(), "tab-1", b"before")], at=5000.0))
+    # Reopened on a clock stepped back two hours: the newest stamp stays the last commit's.
+    with Store(path) as store:
+        store.commit(Batch(replies=[(uuid4(), "tab-2", b"after")], at=5000.0 - 7200))
+        assert store.recent_replies(0.0) == [("tab-1", b"before"), ("tab-2", b"after")]
 
 
 def test_purge_counts_age_from_the_wall_time_it_is_given(store: Store) -> None:
