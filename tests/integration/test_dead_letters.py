@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +21,9 @@ import uvloop
 from gateway.site_file import load_site
 from gateway.transport.mqtt import InboundMessage, MqttClient
 from tests.support.gateway_process import GatewayProcess
+from tests.support.tablet import order_payload, until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from gateway.transport.broker import MosquittoProcess
 
@@ -33,26 +32,6 @@ pytestmark = pytest.mark.integration
 SITE = Path(__file__).with_name("fast-site.toml")
 CFG = load_site(SITE)
 TABLET = f"rst/{CFG.site.id}/tablet/tab-dl"
-
-
-def order(order_id: uuid.UUID, table: str) -> bytes:
-    return json.dumps(
-        {
-            "order_id": str(order_id),
-            "table": table,
-            "placed_at": "2026-11-25T19:00:00+00:00",
-            "items": [{"line_id": "1", "item": "salad", "qty": 1}],
-        }
-    ).encode()
-
-
-async def _until(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return cond()
 
 
 def test_an_order_no_attempt_can_handle_is_dead_lettered_and_the_rest_go_on(
@@ -84,19 +63,19 @@ def test_an_order_no_attempt_can_handle_is_dead_lettered_and_the_rest_go_on(
             tablet.subscribe(f"rst/{CFG.site.id}/alerts")
             await asyncio.sleep(0.3)
             await asyncio.to_thread(poisoned.start)
-            tablet.publish(f"{TABLET}/orders", order(bad, "T13"))
-            tablet.publish(f"{TABLET}/orders", order(good, "T1"))
-            assert await _until(lambda: str(good) in replies, 10), "the kitchen stopped"
-            assert await _until(letters.exists, 10), poisoned.log()[-3000:]
-            assert await _until(lambda: any(a["kind"] == "dead_letter" for a in alerts), 10)
+            tablet.publish(f"{TABLET}/orders", order_payload(bad, "T13", "salad"))
+            tablet.publish(f"{TABLET}/orders", order_payload(good, "T1", "salad"))
+            assert await until(lambda: str(good) in replies, 10), "the kitchen stopped"
+            assert await until(letters.exists, 10), poisoned.log()[-3000:]
+            assert await until(lambda: any(a["kind"] == "dead_letter" for a in alerts), 10)
             assert str(bad) not in replies
             assert poisoned.stop() == 0
             # Acknowledged once kept: a restart without the bug does not get it again.
             healthy = GatewayProcess(SITE, broker.url, state)
             await asyncio.to_thread(healthy.start)
             try:
-                tablet.publish(f"{TABLET}/orders", order(later, "T2"))
-                assert await _until(lambda: str(later) in replies, 10)
+                tablet.publish(f"{TABLET}/orders", order_payload(later, "T2", "salad"))
+                assert await until(lambda: str(later) in replies, 10)
                 await asyncio.sleep(1.0)
                 assert str(bad) not in replies
             finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ import uvloop
 from gateway.site_file import load_site
 from gateway.transport.mqtt import InboundMessage, MqttClient
 from tests.support.gateway_process import GatewayProcess
+from tests.support.tablet import order_payload, until
 
 if TYPE_CHECKING:
     from gateway.transport.broker import MosquittoProcess
@@ -31,26 +31,6 @@ pytestmark = pytest.mark.integration
 SITE = Path(__file__).with_name("fast-site.toml")
 CFG = load_site(SITE)
 TABLET = f"rst/{CFG.site.id}/tablet/tab-store"
-
-
-def order(order_id: uuid.UUID, table: str) -> bytes:
-    return json.dumps(
-        {
-            "order_id": str(order_id),
-            "table": table,
-            "placed_at": "2026-11-25T19:00:00+00:00",
-            "items": [{"line_id": "1", "item": "burger", "qty": 1}],
-        }
-    ).encode()
-
-
-async def _until(cond: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.05)
-    return bool(cond())  # type: ignore[operator]
 
 
 def test_a_store_failure_mid_commit_acks_nothing_exits_1_and_a_restart_loses_nothing(
@@ -82,10 +62,10 @@ def test_a_store_failure_mid_commit_acks_nothing_exits_1_and_a_restart_loses_not
             tablet.subscribe(f"rst/{CFG.site.id}/kds/+/tickets")
             await asyncio.sleep(0.3)
             await asyncio.to_thread(failing.start)
-            tablet.publish(f"{TABLET}/orders", order(ids[0], "T1"))
-            assert await _until(lambda: str(ids[0]) in replies, 10), "first order unanswered"
+            tablet.publish(f"{TABLET}/orders", order_payload(ids[0], "T1"))
+            assert await until(lambda: str(ids[0]) in replies, 10), "first order unanswered"
             # The second order's commit fails: the process must stop without answering it.
-            tablet.publish(f"{TABLET}/orders", order(ids[1], "T2"))
+            tablet.publish(f"{TABLET}/orders", order_payload(ids[1], "T2"))
             code = await asyncio.to_thread(failing.wait, 20)
             assert code == 1
             assert str(ids[1]) not in replies
@@ -95,13 +75,14 @@ def test_a_store_failure_mid_commit_acks_nothing_exits_1_and_a_restart_loses_not
             restarted = GatewayProcess(SITE, broker.url, state)
             await asyncio.to_thread(restarted.start)
             try:
-                tablet.publish(f"{TABLET}/orders", order(ids[2], "T3"))
-                tablet.publish(f"{TABLET}/orders", order(ids[0], "T1"))  # a resend of the first
-                assert await _until(
+                tablet.publish(f"{TABLET}/orders", order_payload(ids[2], "T3"))
+                # A resend of the first order: it gets the same reply.
+                tablet.publish(f"{TABLET}/orders", order_payload(ids[0], "T1"))
+                assert await until(
                     lambda: all(str(i) in replies for i in ids) and len(replies[str(ids[0])]) >= 2,
                     15,
                 ), f"replies after the restart: {sorted(replies)}"
-                assert await _until(lambda: all(str(i) in tickets for i in ids), 10)
+                assert await until(lambda: all(str(i) in tickets for i in ids), 10)
             finally:
                 assert restarted.stop() == 0
 
