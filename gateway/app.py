@@ -64,8 +64,8 @@ class Wiring:
     Attributes:
         cfg: the site.
         clock: kitchen time, for the order path (the demo runs it faster than real time).
-        device_clock: real time, for polling, device availability and whatever waits on
-            screens and the network (a screen heartbeats in real seconds).
+        real_clock: real time, for polling, device availability, the clock watch and whatever
+            waits on screens and the network (a screen heartbeats in real seconds).
         supervisor: enters each service; leaves them in reverse.
         time: whether the wall clock can be trusted (steps, NTP synchronisation).
         store: the durable state.
@@ -83,7 +83,7 @@ class Wiring:
 
     cfg: SiteConfig
     clock: Clock
-    device_clock: Clock
+    real_clock: Clock
     supervisor: Supervisor
     time: ClockWatch = field(init=False)
     store: Store = field(init=False)
@@ -139,8 +139,8 @@ async def plug_time(w: Wiring) -> None:
     state.mkdir(parents=True, exist_ok=True)
     # The newest write to the state files is the newest durable record's time, near enough.
     newest = newest_mtime(*(state / n for n in _STATE_FILES))
-    w.time = await w.supervisor.enter(ClockWatch(w.device_clock, state / "clock.json", w.alert))
-    if check_start_time(w.device_clock.now(), newest, w.alert):
+    w.time = await w.supervisor.enter(ClockWatch(w.real_clock, state / "clock.json", w.alert))
+    if check_start_time(w.real_clock.now(), newest, w.alert):
         w.time.behind_records = True
 
 
@@ -194,9 +194,9 @@ async def plug_devices(w: Wiring) -> None:
         "audit",
     )
     bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
-    guard = WriteGuard(profiles, cfg.devices, monotonic=w.device_clock.monotonic)
+    guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
     w.devices = DeviceService(
-        cfg, profiles, bridge, guard, audit, w.device_clock, connect=modbus_connection
+        cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection
     )
     w.device_bridge = bridge
     bridge.attach(w.devices.submit, w.dispatcher)
@@ -220,7 +220,7 @@ async def plug_actions(w: Wiring) -> None:
 
 async def plug_orders(w: Wiring) -> None:
     """The order service: orders to tickets, exactly once (loads open orders when entered)."""
-    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox, link_clock=w.device_clock)
+    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox, link_clock=w.real_clock)
     w.bridge.attach(w.orders.submit, w.dispatcher)
     await w.supervisor.enter(w.orders, "orders")
     if w.actions is not None:
@@ -248,7 +248,7 @@ class Gateway:
         cfg: SiteConfig,
         *,
         clock: Clock | None = None,
-        device_clock: Clock | None = None,
+        real_clock: Clock | None = None,
         small_window_level: int = logging.WARNING,
     ) -> None:
         """Prepare; nothing starts before ``async with``.
@@ -256,14 +256,15 @@ class Gateway:
         Args:
             cfg: the site.
             clock: kitchen time for the order path (default: the system clock).
-            device_clock: time for polling devices (default: the system clock; the demo's
-                faster kitchen clock must not make the appliances polled faster).
+            real_clock: real time, for polling, screens, the network and the clock watch
+                (default: the system clock; the demo's faster kitchen clock must not make the
+                appliances polled faster, nor its screens look silent).
             small_window_level: the log level of the start-up note that the broker allows few
                 messages in flight (the demo, which never needs the rate, lowers it).
         """
         self.cfg = cfg
         self.clock = clock or SystemClock()
-        self._device_clock = device_clock or SystemClock()
+        self._real_clock = real_clock or SystemClock()
         self._small_window_level = small_window_level
         self._supervisor: Supervisor | None = None
         self._wiring: Wiring | None = None
@@ -312,7 +313,7 @@ class Gateway:
     async def __aenter__(self) -> Self:
         """Start every service in order; raises ServiceFailed (nothing left running) on failure."""
         sup = self._supervisor = await Supervisor().__aenter__()
-        w = self._wiring = Wiring(self.cfg, self.clock, self._device_clock, sup)
+        w = self._wiring = Wiring(self.cfg, self.clock, self._real_clock, sup)
         try:
             for plug in PLUGS:
                 await plug(w)
