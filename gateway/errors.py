@@ -146,6 +146,19 @@ class BrokerStartError(GatewayError):
     """The demo could not find or start any MQTT broker."""
 
 
+#: What each Modbus exception code means for whoever reads the log or the audit.
+MODBUS_MEANINGS = {
+    1: "the device does not support this function or table",
+    2: "the device does not define this address",
+    3: "the device refused the value (or the count) as out of its range",
+    4: "the device reports an internal failure: it needs service",
+    5: "the device accepted the request and is still working on it",
+    6: "the device is busy: ask again later",
+    8: "the device reports a memory parity error: it needs service",
+    10: "the Modbus gateway has no path to this unit",
+    11: "the unit behind the Modbus gateway did not answer it",
+}
+
 #: Modbus exception codes, as the specification names them.
 MODBUS_EXCEPTIONS = {
     1: "illegal function",
@@ -211,14 +224,20 @@ class DeviceRefused(DeviceError):
         code: the Modbus exception code (2: illegal data address, 11: a TCP gateway's target
             did not respond, ...).
         function: the function code of the refused request.
+        name: the code's name in the specification.
+        meaning: what it means, in words (``MODBUS_MEANINGS``).
     """
 
     def __init__(self, device: str, code: int, function: int) -> None:
         """Keep the device, exception code and function code."""
         self.code = code
         self.function = function
-        name = MODBUS_EXCEPTIONS.get(code, "unknown exception")
-        super().__init__(device, f"refused function {function} with exception {code} ({name})")
+        self.name = MODBUS_EXCEPTIONS.get(code, "unknown exception")
+        self.meaning = MODBUS_MEANINGS.get(code, "")
+        why = f": {self.meaning}" if self.meaning else ""
+        super().__init__(
+            device, f"refused function {function} with exception {code} ({self.name}{why})"
+        )
 
 
 class AuditError(GatewayError):

@@ -9,13 +9,17 @@ it fails and once when it recovers, and exposed as data)::
     partial        degraded          degraded             degraded             degraded
     failed         offline           degraded, or offline after ``offline_after`` in a row
     disconnected   offline           offline              offline              offline
+    unreachable    offline           offline              offline              offline
+    busy           (no change: a busy device asked to be asked later, it did not fail)
 
 * A device that has never answered is offline: there is nothing "degraded" about a device the
   gateway has not reached yet.
 * One full poll is enough to be back online (Home Assistant #55284: entities that stayed
   unavailable after the link recovered).
 * A closed or refused connection is offline at once: waiting for more failures would only
-  delay the news, since no request can reach the device anyway.
+  delay the news, since no request can reach the device anyway. So is a unit that a Modbus
+  TCP-to-RTU gateway says it cannot reach (exceptions 10 and 11): only that unit, not the
+  gateway's other units.
 
 The machine never invents readings: it only judges outcomes, by counting them, never by time.
 Time comes from an injected clock: its wall reading stamps the changes (``AvailabilityChanged.at``,
@@ -49,6 +53,8 @@ class Outcome(StrEnum):
     PARTIAL = "partial"  # some reads succeeded, some failed (e.g. one block refused)
     FAILED = "failed"  # nothing read, though connected: timeout, refusal, bad response
     DISCONNECTED = "disconnected"  # nothing read: no connection to the device
+    UNREACHABLE = "unreachable"  # a TCP-to-RTU gateway cannot reach the unit (exception 10/11)
+    BUSY = "busy"  # the device said busy (exception 5/6): asked again later, not a failure
 
 
 def next_state(
@@ -65,11 +71,13 @@ def next_state(
     Returns:
         The new state (maybe the same).
     """
+    if outcome is Outcome.BUSY:
+        return state or DeviceState.OFFLINE
     if outcome is Outcome.FULL:
         return DeviceState.ONLINE
     if outcome is Outcome.PARTIAL:
         return DeviceState.DEGRADED
-    if outcome is Outcome.DISCONNECTED or failures >= offline_after:
+    if outcome in (Outcome.DISCONNECTED, Outcome.UNREACHABLE) or failures >= offline_after:
         return DeviceState.OFFLINE
     if state is None or state is DeviceState.OFFLINE:
         return DeviceState.OFFLINE
@@ -133,6 +141,8 @@ class Availability:
         Returns:
             The change (logged here, once), or None when the state stays the same.
         """
+        if outcome is Outcome.BUSY:
+            return None  # neither a failure nor a success: the state and the count stay
         now = self._clock.now() if at is None else at
         if outcome is Outcome.FULL and self._state is DeviceState.ONLINE:
             # The steady state of a healthy device, once per poll: nothing can change.
@@ -174,7 +184,7 @@ class Availability:
             return "all reads ok"
         if outcome is Outcome.PARTIAL:
             return f"some reads failed: {detail}"
-        if outcome is Outcome.DISCONNECTED:
+        if outcome in (Outcome.DISCONNECTED, Outcome.UNREACHABLE):
             return detail or "not connected"
         if self.failures == 1:
             return f"a poll failed: {detail}"

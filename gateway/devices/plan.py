@@ -6,9 +6,10 @@ connection), so points of the same table that sit close together are read in one
 next point starts at most ``max_gap`` unused registers after the block's end and the block stays
 within ``max_registers_per_read`` (``max_bits_per_read`` for coils and discrete inputs). Points
 that share registers (bits of one status word, or overlapping definitions) share the read.
-Reading a few unused registers is far cheaper than another round trip; ``max_gap`` bounds that,
-and some devices answer a read that touches an undefined register with an exception, which a
-profile fixes with ``max_gap = 0``.
+Reading a few unused registers is far cheaper than another round trip; ``max_gap`` bounds that.
+Many devices answer a read that touches an undefined register with exception 2: the poller then
+learns the device's map (:mod:`gateway.devices.sparse`) and plans again with ``avoid`` and
+``cuts``, so no profile edit is needed (``max_gap = 0`` in the profile saves the first refusal).
 
 A point that alone is longer than the per-read limit cannot be read at all (splitting it would
 tear the value across two reads), so ``plan_reads`` raises ``ValueError`` for it; the profile
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from gateway.devices.profile import Table
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from gateway.devices.profile import ModbusPoint, ModbusSettings
 
@@ -76,12 +77,35 @@ def _limit(table: Table, settings: ModbusSettings) -> int:
     return settings.max_bits_per_read if table.is_bits else settings.max_registers_per_read
 
 
-def plan_reads(points: Sequence[ModbusPoint], settings: ModbusSettings) -> list[ReadBlock]:
+def _blocked(
+    table: Table,
+    start: int,
+    end: int,
+    avoid: Mapping[Table, Collection[int]] | None,
+    cuts: Mapping[Table, Collection[int]] | None,
+) -> bool:
+    """Whether a read of ``start..end`` (exclusive) would touch an avoided register or a cut."""
+    bad = avoid.get(table, ()) if avoid else ()
+    cut = cuts.get(table, ()) if cuts else ()
+    return any(a in bad for a in range(start, end)) or any(start < c < end for c in cut)
+
+
+def plan_reads(
+    points: Sequence[ModbusPoint],
+    settings: ModbusSettings,
+    *,
+    avoid: Mapping[Table, Collection[int]] | None = None,
+    cuts: Mapping[Table, Collection[int]] | None = None,
+) -> list[ReadBlock]:
     """Merge points into read blocks.
 
     Args:
         points: the points to read (any order; usually those due at one poll tick).
         settings: the device's per-read limits and ``max_gap``.
+        avoid: per table, registers a merged read must not read through (learnt from a
+            device's refusals, :mod:`gateway.devices.sparse`); a point's own registers are
+            read all the same (leave undefined points out of ``points``).
+        cuts: per table, addresses ``a`` such that no merged read spans ``a - 1`` and ``a``.
 
     Returns:
         Blocks in table order (holding, input, coil, discrete), then by start address. Never
@@ -105,7 +129,12 @@ def plan_reads(points: Sequence[ModbusPoint], settings: ModbusSettings) -> list[
                 )
                 raise ValueError(msg)
             p_end = p.address + p.registers
-            if group and p.address - end <= settings.max_gap and max(end, p_end) - start <= limit:
+            if (
+                group
+                and p.address - end <= settings.max_gap
+                and max(end, p_end) - start <= limit
+                and not ((avoid or cuts) and _blocked(table, start, max(end, p_end), avoid, cuts))
+            ):
                 group.append(p)
                 end = max(end, p_end)
                 continue

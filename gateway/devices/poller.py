@@ -25,6 +25,30 @@ Scheduling (the pure helpers below are unit-tested on their own):
   failed because the connection is down waits for the connection's next connect attempt.
 * Poll-interval jitter, the time between two starts of a job minus its interval, is measured for
   consecutive polls that stayed on schedule (a backoff is deliberate, not jitter).
+* Units behind one Modbus TCP-to-RTU gateway share the connection and this one task, and take
+  turns in due order: a request to a silent unit costs the others at most its timeout, once
+  per backoff period. A silent unit's timeout is never adapted upwards (it gave no answer to
+  measure), and a gateway's exception 10 or 11 for a unit is an answer: that unit is offline,
+  backed off like a failure, and the connection (the other units) is left alone.
+
+Devices as they are (:mod:`gateway.devices.refusals` says what each exception code means):
+
+* A read refused with exception 2 (or 3) is probed at once, in the same poll
+  (:class:`~gateway.devices.sparse.Probe`: split at its holes, then bisected), and the jobs of
+  the device are planned again around what was learnt (``PollJob.replan``); the device's
+  ``DeviceMap`` is handed to ``learnt`` (the service keeps it in the state directory). Points
+  the device lacks are not polled again; the poll that found them out is a full one if every
+  other point was read.
+* Exception 5 or 6 (acknowledge, busy): the poll stops, its readings so far are reported with
+  ``Outcome.BUSY`` (no state change, no failure counted), and the job is asked again after
+  0.1 s, doubling up to its interval.
+* A slow controller: each device's request timeout follows its measured answers
+  (:class:`~gateway.devices.pace.Pace`: twice the slowest recent answer, between the profile's
+  ``timeout_s`` and ``timeout_cap_s``), so a controller answering in 300-800 ms is read instead
+  of timing out in a loop. A poll that takes longer than its interval skips the slots that went
+  by (``next_due``, counted in ``DeviceStats.skipped``): the device is polled at the rate it can
+  take, and ``DeviceStats.interval_s`` shows that effective interval (``answer_s`` and
+  ``timeout_s`` beside it).
 
 Time (STYLE.md 20): every schedule decision counts the injected clock's ``monotonic()`` seconds
 and waits with its ``sleep()``, so a step of the wall clock moves no poll, and tests run the
@@ -55,16 +79,24 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from gateway.devices.availability import Outcome
 from gateway.devices.codec import BlockDecoder
-from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable
+from gateway.devices.pace import Pace
+from gateway.devices.plan import plan_reads
+from gateway.devices.refusals import Policy, policy
+from gateway.devices.sparse import DeviceMap, Probe, covered_registers
+from gateway.errors import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from gateway.clock import Clock
     from gateway.devices.codec import CodecError, Value
     from gateway.devices.connector import Connection
     from gateway.devices.plan import ReadBlock
-    from gateway.devices.profile import ModbusSettings
+    from gateway.devices.profile import ModbusPoint, ModbusSettings, Table
+
+    #: Told when a device's map gained something: the device, its map, the points newly
+    #: found undefined (maybe none: a hole or a cut was learnt).
+    LearntCallback = Callable[[str, DeviceMap, list[ModbusPoint]], None]
 
 __all__ = [
     "DeviceStats",
@@ -81,6 +113,7 @@ log = logging.getLogger(__name__)
 
 _MIN_SLEEP_S = 0.001
 _SAMPLES = 512  # jitter samples kept per device: enough for a p99, bounded memory
+_BUSY_FIRST_S = 0.1  # the first retry after a busy answer
 
 
 def snap(t: float, tick_s: float) -> float:
@@ -132,6 +165,11 @@ class PollJob:
         due: the clock's monotonic time of the next poll.
         failures: polls in a row that failed although connected.
         last_start: start of the previous poll if it stayed on schedule, else None.
+        points: every point of the job (default: those of ``blocks``), re-planned from when
+            the device's map changes.
+        covered: per table, the registers some point of the whole profile covers (default:
+            this job's points); a register outside it is a *hole*.
+        busy: polls in a row the device answered busy.
     """
 
     device: str
@@ -143,19 +181,40 @@ class PollJob:
     due: float = 0.0
     failures: int = 0
     last_start: float | None = None
+    points: tuple[ModbusPoint, ...] = ()
+    covered: Mapping[Table, frozenset[int]] = field(default_factory=dict)
+    busy: int = 0
     #: Per block, its decoder: where each point sits in the block's words and how it decodes,
     #: compiled once here rather than worked out on every poll.
     decoders: tuple[BlockDecoder, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        """Compile each block's decoder."""
+        """Fill the defaults and compile each block's decoder."""
+        if not self.points:
+            self.points = tuple({p.id: p for b in self.blocks for p in b.points}.values())
+        if not self.covered:
+            self.covered = covered_registers(self.points)
+        self._compile()
+
+    def replan(self, device_map: DeviceMap) -> None:
+        """Plan the reads again around what the device was found to refuse."""
+        self.blocks = tuple(
+            plan_reads(
+                device_map.readable(self.points), self.settings,
+                avoid=device_map.avoid, cuts=device_map.cuts,
+            )
+        )  # fmt: skip
+        self._compile()
+
+    def _compile(self) -> None:
         for block in self.blocks:
             for point in block.points:
                 block.words_for(point, [0] * block.count)  # raises if the plan is inconsistent
-        self.decoders = tuple(
-            BlockDecoder([(p, p.address - b.start) for p in b.points], b.count, self.settings)
-            for b in self.blocks
-        )
+        self.decoders = tuple(_decoder(b, self.settings) for b in self.blocks)
+
+
+def _decoder(block: ReadBlock, settings: ModbusSettings) -> BlockDecoder:
+    return BlockDecoder([(p, p.address - block.start) for p in block.points], block.count, settings)
 
 
 @dataclass(slots=True)
@@ -170,6 +229,15 @@ class DeviceStats:
         decode_errors: points whose words could not be decoded.
         busy_s: time the device's polls held its connection, in total.
         jitter_s: recent poll-interval jitter samples (seconds, late positive).
+        refused: reads answered with a Modbus exception.
+        split_reads: requests sent to learn a sparse map (after a refusal with exception 2).
+        busy: polls cut short by a busy answer (exceptions 5 and 6; not failures).
+        faults: polls the device answered with exception 4 (it reports its own failure).
+        unreachable: polls a Modbus gateway answered with exception 10 or 11 for the unit.
+        answer_s: the slowest recent answer, in seconds (0 before the first).
+        timeout_s: the request timeout in use now (adapted to the answers, ``pace``).
+        interval_s: the effective time between the starts of two polls on schedule (0 before
+            the second); above the configured interval when the device cannot keep up.
     """
 
     polls: int = 0
@@ -179,6 +247,14 @@ class DeviceStats:
     decode_errors: int = 0
     busy_s: float = 0.0
     jitter_s: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
+    refused: int = 0
+    split_reads: int = 0
+    busy: int = 0
+    faults: int = 0
+    unreachable: int = 0
+    answer_s: float = 0.0
+    timeout_s: float = 0.0
+    interval_s: float = 0.0
 
 
 class PollSink(Protocol):
@@ -195,6 +271,8 @@ class Poller:
     Attributes:
         connection: the connection polled.
         stats: per-device counters.
+        maps: per device, what it was found to refuse (shared with the caller, who may have
+            loaded it from the state directory).
     """
 
     def __init__(
@@ -207,6 +285,9 @@ class Poller:
         backoff_max_s: float = 15.0,
         tick_s: float = 0.0,
         rand: Callable[[], float] = random.random,
+        timeout_cap_s: float = 2.0,
+        maps: dict[str, DeviceMap] | None = None,
+        learnt: LearntCallback | None = None,
     ) -> None:
         """Prepare; nothing is polled before :meth:`run`.
 
@@ -219,6 +300,10 @@ class Poller:
             tick_s: the grid that start phases (and restarts after a failure) are put on,
                 shared by every poller of the loop; 0 for none.
             rand: floats in [0, 1) for the start phases (injectable for tests).
+            timeout_cap_s: the most a slow device's adapted request timeout may grow to.
+            maps: what devices were found to refuse, by device id (jobs are planned around
+                it now, and it is updated as more is learnt).
+            learnt: called when a device's map gains something.
         """
         self.connection = connection
         self._jobs = list(jobs)
@@ -227,8 +312,17 @@ class Poller:
         self._backoff_max_s = backoff_max_s
         self._tick_s = tick_s
         self._rand = rand
+        self._learnt = learnt
+        self.maps = maps if maps is not None else {}
         self.stats = {job.device: DeviceStats() for job in self._jobs}
+        self._pace: dict[str, Pace] = {}
+        for job in self._jobs:
+            pace = self._pace.setdefault(job.device, Pace(job.timeout_s, timeout_cap_s))
+            self.stats[job.device].timeout_s = pace.timeout_s
+            if self.maps.get(job.device):
+                job.replan(self.maps[job.device])
         self._bad_points: set[tuple[str, str]] = set()
+        self._faulty: set[str] = set()
 
     async def run(self) -> NoReturn:
         """Poll until cancelled."""
@@ -257,49 +351,195 @@ class Poller:
         stats = self.stats[job.device]
         stats.polls += 1
         if job.last_start is not None:
-            stats.jitter_s.append(start - job.last_start - job.interval)
+            gap = start - job.last_start
+            stats.jitter_s.append(gap - job.interval)
+            # Smoothed, so one late poll does not make a device look slow.
+            stats.interval_s = gap if stats.interval_s == 0 else 0.8 * stats.interval_s + 0.2 * gap
         values: dict[str, Value] = {}
         read = 0
         error: DeviceError | None = None
+        learnt: list[ModbusPoint] = []
+        changed = False
+        if not job.blocks:
+            error = DeviceError(job.device, "the device defines none of these points")
         for block, decoder in zip(job.blocks, job.decoders, strict=True):
             try:
-                words = await self.connection.read(
-                    block.table, block.start, block.count,
-                    unit=job.unit, device=job.device, timeout_s=job.timeout_s,
-                )  # fmt: skip
+                got = await self._read_block(job, block, decoder, values, stats, learnt)
             except DeviceRefused as err:
-                error = err  # this block's addresses are refused; the others may be fine
-                continue
+                error = err
+                stats.refused += 1
+                if policy(err.code) in (Policy.FAULTY, Policy.BUSY, Policy.UNREACHABLE):
+                    break  # about the device, not this block: the other reads would fare alike
+                continue  # this block's addresses are refused; the others may be fine
             except DeviceError as err:
                 error = err  # no answer or no connection: the other reads would fare the same
                 break
+            changed |= got is not None
             read += 1
-            errors = decoder.decode_into(words, values)
-            if errors:
-                self._undecodable(job, errors, stats)
         now = self._clock.monotonic()
         stats.busy_s += now - start
+        self._schedule(job, stats, error, read, now, start)
+        if changed:
+            self._replan(job.device, learnt)
+        outcome = self._outcome(job, stats, error, read)
+        self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
+
+    # --- one block ------------------------------------------------------------------------
+
+    async def _read_block(  # noqa: PLR0917 - one poll's state, passed down once
+        self,
+        job: PollJob,
+        block: ReadBlock,
+        decoder: BlockDecoder,
+        values: dict[str, Value],
+        stats: DeviceStats,
+        learnt: list[ModbusPoint],
+    ) -> bool | None:
+        """Read one block into ``values``; None when read as planned, else whether it learnt.
+
+        A block refused with exception 2 (or 3) is probed at once (:class:`Probe`); one
+        refused with exception 1 names its points unsupported. Other refusals are raised.
+        """
+        try:
+            words = await self._request(job, block)
+        except DeviceRefused as err:
+            what = policy(err.code)
+            if what is Policy.SPLIT:
+                stats.refused += 1
+                return await self._probe(job, block, values, stats, learnt)
+            if what is Policy.UNSUPPORTED:
+                stats.refused += 1
+                device_map = self.maps.setdefault(job.device, DeviceMap())
+                new = device_map.add_undefined(block.points, err.code)
+                learnt += [p for p in block.points if p.id in new]
+                return bool(new)
+            raise
+        errors = decoder.decode_into(words, values)
+        if errors:
+            self._undecodable(job, errors, stats)
+        return None
+
+    async def _probe(
+        self,
+        job: PollJob,
+        block: ReadBlock,
+        values: dict[str, Value],
+        stats: DeviceStats,
+        learnt: list[ModbusPoint],
+    ) -> bool:
+        device_map = self.maps.setdefault(job.device, DeviceMap())
+        probe = Probe(block, job.covered.get(block.table, frozenset()), device_map)
+        try:
+            while (part := probe.next()) is not None:
+                stats.split_reads += 1
+                try:
+                    words = await self._request(job, part)
+                except DeviceRefused as err:
+                    if policy(err.code) is not Policy.SPLIT:
+                        raise
+                    probe.refused()
+                    continue
+                probe.answered(words)
+        finally:
+            # What was read and learnt before another error stays read and learnt.
+            for part, words in probe.read:
+                errors = _decoder(part, job.settings).decode_into(words, values)
+                if errors:
+                    self._undecodable(job, errors, stats)
+            learnt += probe.undefined
+        return probe.learnt
+
+    async def _request(self, job: PollJob, block: ReadBlock) -> list[int]:
+        """One read, on the device's adapted timeout, timed (real seconds) for the next one."""
+        pace = self._pace[job.device]
+        clock = self._clock
+        sent = clock.monotonic()
+        try:
+            words = await self.connection.read(
+                block.table, block.start, block.count,
+                unit=job.unit, device=job.device, timeout_s=pace.timeout_s,
+            )  # fmt: skip
+        except DeviceTimeout:
+            pace.timed_out()
+            self.stats[job.device].timeout_s = pace.timeout_s
+            raise
+        except DeviceRefused:
+            pace.answered(clock.real_seconds(clock.monotonic() - sent))
+            raise
+        pace.answered(clock.real_seconds(clock.monotonic() - sent))
+        stats = self.stats[job.device]
+        stats.timeout_s, stats.answer_s = pace.timeout_s, pace.slowest_s or 0.0
+        return words
+
+    # --- after the poll -------------------------------------------------------------------
+
+    def _schedule(  # noqa: PLR0917 - one poll's state, passed down once
+        self,
+        job: PollJob,
+        stats: DeviceStats,
+        error: DeviceError | None,
+        read: int,
+        now: float,
+        start: float,
+    ) -> None:
+        if isinstance(error, DeviceRefused) and policy(error.code) is Policy.BUSY:
+            # Asked to come back later: soon, then less soon, never later than the interval,
+            # and neither a failure nor a backoff.
+            job.busy += 1
+            delay = min(_BUSY_FIRST_S * 2.0 ** (job.busy - 1), max(job.interval, _BUSY_FIRST_S))
+            job.due = snap(now + delay, self._tick_s)
+            job.last_start = None
+            return
+        job.busy = 0
         if error is None or read:
-            outcome = Outcome.FULL if error is None else Outcome.PARTIAL
-            stats.partial += outcome is Outcome.PARTIAL
             job.failures = 0
             job.due, skipped = next_due(job.due, job.interval, now)
             stats.skipped += skipped
             job.last_start = start
         elif isinstance(error, DeviceUnavailable):
-            outcome = Outcome.DISCONNECTED
-            stats.failed += 1
             retry = snap(now + self._until_retry(), self._tick_s)
             job.due = max(next_due(job.due, job.interval, now)[0], retry)
             job.last_start = None
         else:
-            outcome = Outcome.FAILED
-            stats.failed += 1
             job.failures += 1
             due = backoff_due(now, job.interval, job.failures, self._backoff_max_s)
             job.due = snap(due, self._tick_s)
             job.last_start = None
-        self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
+
+    def _outcome(
+        self, job: PollJob, stats: DeviceStats, error: DeviceError | None, read: int
+    ) -> Outcome:
+        code = error.code if isinstance(error, DeviceRefused) else None
+        what = policy(code) if code is not None else None
+        if what is Policy.BUSY:
+            stats.busy += 1
+            return Outcome.BUSY
+        if what is Policy.FAULTY:
+            stats.faults += 1
+            if job.device not in self._faulty:
+                self._faulty.add(job.device)
+                log.warning("device %s reports a device failure: %s", job.device, error)
+        elif error is None:
+            self._faulty.discard(job.device)
+        if error is None:
+            return Outcome.FULL
+        if what is Policy.UNREACHABLE:
+            stats.unreachable += 1
+            stats.failed += 1
+            return Outcome.UNREACHABLE
+        if read and what is not Policy.FAULTY:
+            stats.partial += 1
+            return Outcome.PARTIAL
+        stats.failed += 1
+        return Outcome.DISCONNECTED if isinstance(error, DeviceUnavailable) else Outcome.FAILED
+
+    def _replan(self, device: str, undefined: list[ModbusPoint]) -> None:
+        device_map = self.maps[device]
+        for job in self._jobs:
+            if job.device == device:
+                job.replan(device_map)
+        if self._learnt is not None:
+            self._learnt(device, device_map, undefined)
 
     def _until_retry(self) -> float:
         """Seconds of this poller's clock until the connection's next connect attempt."""

@@ -16,6 +16,12 @@ Data flows one way: pollers report each poll; the service turns it into :class:`
 Readings of MQTT sensor nodes arrive through :meth:`DeviceService.submit` and reach the
 subscribers the same way, without being published again.
 
+What a device was found to refuse (its sparse register map, :mod:`gateway.devices.sparse`) is
+kept per device in memory and in ``{state.dir}/device_maps.json``
+(:mod:`~gateway.devices.maps_store`: read when the service is made, written atomically whenever
+a device's map grows), so a restart plans around it at once. Each new finding is logged once,
+with the fix to put in the profile.
+
 Queues and their overflow policies:
 
 * requests to a device: one in flight per connection, writes first (the connection's gate);
@@ -40,8 +46,10 @@ from gateway.devices.events import DeviceReadings
 from gateway.devices.fanout import Fanout, Subscription
 from gateway.devices.gate import Priority
 from gateway.devices.guard import Refused
+from gateway.devices.maps_store import MAPS_FILE, load_maps, save_maps
 from gateway.devices.plan import plan_reads
 from gateway.devices.poller import DeviceStats, Poller, PollJob
+from gateway.devices.sparse import covered_registers, ranges
 from gateway.devices.tuning import Tuning
 from gateway.errors import ConfigError, ConfigProblem, DeviceError
 from gateway.lifecycle import Service
@@ -58,6 +66,7 @@ if TYPE_CHECKING:
     from gateway.devices.events import DeviceOutbox, ReadingsCallback
     from gateway.devices.guard import Approved, WriteGuard, WriteRequest
     from gateway.devices.profile import ModbusPoint, Profile
+    from gateway.devices.sparse import DeviceMap
 
 __all__ = ["DeviceService", "Tuning"]
 
@@ -83,11 +92,16 @@ def _interval(point: ModbusPoint, device: DeviceInstance, profile: Profile) -> f
     return max(point.poll_s, device.poll_s) if device.poll_s else point.poll_s
 
 
+def _regs(point: ModbusPoint) -> list[tuple[str, int]]:
+    return [(point.table.value, a) for a in range(point.address, point.address + point.registers)]
+
+
 def _jobs(device: DeviceInstance, profile: Profile) -> list[PollJob]:
     by_interval: dict[float, list[ModbusPoint]] = defaultdict(list)
     for point in profile.points:
         by_interval[_interval(point, device, profile)].append(point)
     settings = profile.settings
+    covered = covered_registers(profile.points)
     return [
         PollJob(
             device=device.id,
@@ -96,6 +110,8 @@ def _jobs(device: DeviceInstance, profile: Profile) -> list[PollJob]:
             timeout_s=settings.timeout_s,
             blocks=tuple(plan_reads(points, settings)),
             settings=settings,
+            points=tuple(points),
+            covered=covered,
         )
         for interval, points in sorted(by_interval.items())
     ]
@@ -182,6 +198,10 @@ class DeviceService(Service):
                 jobs[key] += _jobs(d, profile)
         if problems:
             raise ConfigError(None, problems)
+        self._maps_path = cfg.state.dir / MAPS_FILE
+        on_profile = {d: target.profile.profile.id for d, target in self._targets.items()}
+        self._maps = load_maps(self._maps_path, on_profile)
+        self._maps_failed = False
         self._pollers = [
             Poller(
                 connections[key],
@@ -190,9 +210,13 @@ class DeviceService(Service):
                 clock,
                 backoff_max_s=t.backoff_max_s,
                 tick_s=t.poll_tick_s,
+                timeout_cap_s=t.timeout_cap_s,
+                maps=self._maps,
+                learnt=self._learnt,
             )
             for key, job_list in jobs.items()
         ]
+        self._told: dict[str, dict[str, object]] = {d: m.to_json() for d, m in self._maps.items()}
         self._fanout = Fanout(t.subscriber_buffer)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -235,6 +259,45 @@ class DeviceService(Service):
             readings = DeviceReadings(device, now, values)
             self._outbox.send(readings)
             self._fanout.publish(readings)
+
+    def _learnt(self, device: str, device_map: DeviceMap, undefined: list[ModbusPoint]) -> None:
+        """A poller learnt more of a device's map: say it once, with the fix; keep it."""
+        profile = self._targets[device].profile.profile.id
+        before = self._told.get(device, {})
+        now = device_map.to_json()
+        if undefined:
+            ids = ", ".join(p.id for p in undefined)
+            codes = sorted({device_map.undefined[p.id] for p in undefined})
+            log.warning(
+                "device %s does not define %s (exception %s): not polled; "
+                "fix: remove those [[points]] from profile %s",
+                device, ids, "/".join(map(str, codes)), profile,
+            )  # fmt: skip
+        old_avoid = before.get("avoid", {})
+        assert isinstance(old_avoid, dict)
+        points = {a for p in self._targets[device].profile.points for a in _regs(p)}
+        for table, addresses in dict(now["avoid"]).items():
+            holes = {a for a in addresses if (table, a) not in points} - set(
+                old_avoid.get(table, [])
+            )
+            if holes:
+                log.warning(
+                    "device %s refuses reads across %s registers %s: it is read around them; "
+                    "fix: max_gap = 0 under [modbus] in profile %s saves the first refusal",
+                    device, table, ranges(holes), profile,
+                )  # fmt: skip
+        self._told[device] = now
+        maps = {d: (self._targets[d].profile.profile.id, m) for d, m in self._maps.items()}
+        try:
+            save_maps(self._maps_path, maps)
+        except OSError as err:
+            if not self._maps_failed:  # kept in memory; said once
+                log.warning("cannot keep device maps in %s: %s", self._maps_path, err)
+                self._maps_failed = True
+
+    def device_maps(self) -> dict[str, DeviceMap]:
+        """What each device was found to refuse (devices with nothing learnt are absent)."""
+        return {d: m for d, m in self._maps.items() if m}
 
     def submit(self, readings: DeviceReadings) -> None:
         """Take validated readings of an MQTT sensor node (from the MQTT bridge)."""

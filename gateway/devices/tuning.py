@@ -26,6 +26,8 @@ class Tuning:
         subscriber_buffer: readings buffered per subscriber before the oldest are dropped.
         poll_tick_s: the grid poll phases are put on, so that devices sharing a slot wake the
             loop once (see ``gateway.devices.poller``); 0 spreads them at random.
+        timeout_cap_s: the most a slow device's request timeout is stretched to, from its
+            measured answers (``gateway.devices.pace``); the profile's ``timeout_s`` is the least.
     """
 
     connect_timeout_s: float = 2.0
@@ -36,3 +38,4 @@ class Tuning:
     sensor_silence_s: float = 300.0
     subscriber_buffer: int = 1000
     poll_tick_s: float = 0.05
+    timeout_cap_s: float = 2.0

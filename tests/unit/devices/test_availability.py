@@ -23,6 +23,8 @@ def oracle(
         Outcome.FULL: {None: ON, ON: ON, DEG: ON, OFF: ON},
         Outcome.PARTIAL: {None: DEG, ON: DEG, DEG: DEG, OFF: DEG},
         Outcome.DISCONNECTED: {None: OFF, ON: OFF, DEG: OFF, OFF: OFF},
+        Outcome.UNREACHABLE: {None: OFF, ON: OFF, DEG: OFF, OFF: OFF},
+        Outcome.BUSY: {None: OFF, ON: ON, DEG: DEG, OFF: OFF},
     }
     if outcome in table:
         return table[outcome][state]
@@ -45,6 +47,9 @@ def replay(outcomes: list[Outcome], offline_after: int) -> list[DeviceState | No
     failures = 0
     out: list[DeviceState | None] = []
     for o in outcomes:
+        if o is Outcome.BUSY:
+            out.append(state)  # a busy reply changes nothing, not even the count
+            continue
         failures = 0 if o in (Outcome.FULL, Outcome.PARTIAL) else failures + 1
         state = oracle(state, o, failures, offline_after)
         out.append(state)
@@ -64,7 +69,7 @@ def test_every_sequence_of_four_outcomes_changes_exactly_when_the_state_does(
         for outcome, want in zip(seq, expected, strict=True):
             clock.advance(1.0)
             change = machine.observe(outcome, "boom")
-            assert machine.state is want
+            assert machine.state is (want or OFF)  # busy before any poll: still unknown
             if want is previous:
                 assert change is None
             else:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from gateway.clock import ManualClock
-from gateway.config import DeviceInstance
+from gateway.config import DeviceInstance, StateConfig
 from gateway.contract import DeviceState
 from gateway.devices.events import AvailabilityChanged, DeviceReadings
 from gateway.devices.gate import Priority
@@ -105,7 +107,7 @@ class FakeConnection:
         self.up = True
         self.registers: dict[int, dict[int, int]] = defaultdict(dict)
         self.dead: set[int] = set()
-        self.refused: set[tuple[int, int]] = set()
+        self.refused: dict[tuple[int, int], int] = {}
         self.reads: list[tuple[int, int]] = []  # (unit, start)
         self.writes: list[tuple[int, int, list[int]]] = []
         self.clamp: int | None = None  # a device that stores this instead of what was written
@@ -138,7 +140,7 @@ class FakeConnection:
                 await self.clock.sleep(timeout_s)
                 raise DeviceTimeout(device, timeout_s)
             if (unit, start) in self.refused:
-                raise DeviceRefused(device, 2, 4)
+                raise DeviceRefused(device, self.refused[unit, start], 4)
             regs = self.registers[unit]
             return [regs.get(start + i, 0) for i in range(count)]
 
@@ -184,6 +186,9 @@ class Site:
     """The part of a ``SiteConfig`` the device service reads."""
 
     devices: list[DeviceInstance]
+    state: StateConfig = field(
+        default_factory=lambda: StateConfig(dir=Path(tempfile.mkdtemp(prefix="devsvc-")))
+    )
 
 
 class Rig:
@@ -245,8 +250,8 @@ def test_availability_changes_once_per_change_and_readings_are_only_what_was_rea
             first = rig.outbox.readings("oven1")[0]
             assert first.values == {"temp": 180.5, "door": 1, "set_temp": 180}
             assert started <= first.at < started + timedelta(seconds=1)  # stamped when read
-            # The door register goes out of the device's map: the other blocks still read.
-            conn.refused.add((1, 10))
+            # The door register fails (a parity error): the other blocks still read.
+            conn.refused[1, 10] = 8
             await rig.clock.run(1.0)
             assert rig.outbox.changes("oven1") == [DeviceState.ONLINE, DeviceState.DEGRADED]
             assert rig.outbox.readings("oven1")[-1].values == {"temp": 180.5, "set_temp": 180}
@@ -256,7 +261,7 @@ def test_availability_changes_once_per_change_and_readings_are_only_what_was_rea
             await rig.clock.run(3.0)
             assert rig.outbox.changes("oven1")[-1] is DeviceState.OFFLINE
             assert len(rig.outbox.readings("oven1")) == before
-            conn.up, conn.refused = True, set()
+            conn.up, conn.refused = True, {}
             await rig.clock.run(2.0)
             assert rig.outbox.changes("oven1") == [
                 DeviceState.ONLINE, DeviceState.DEGRADED, DeviceState.OFFLINE, DeviceState.ONLINE,
