@@ -346,3 +346,174 @@ def test_devices_on_different_pollers_wake_together_on_the_tick() -> None:
     # And they stay together: every poll of every poller at the same instants, on the grid.
     assert all(s == starts[0] for s in starts)
     assert starts[0] == pytest.approx([1000.05 + k * interval for k in range(5)])
+
+
+# --- devices as they are: sparse maps, exception codes, slow controllers ---------------------
+
+
+def test_a_read_refused_for_its_hole_is_split_at_once_and_the_plan_learnt() -> None:
+    points = [pt("a", 0), pt("b", 1), pt("c", 10), pt("d", 11)]
+    defined = {0, 1, 10, 11}
+
+    def sparse(table: Table, start: int, count: int) -> list[int] | Exception:
+        if any(a not in defined for a in range(start, start + count)):
+            return DeviceRefused("d1", 2, 3)
+        return ok(table, start, count)
+
+    async def main() -> None:
+        s = ModbusSettings(max_gap=8)
+        j = PollJob("d1", 1, 1.0, 0.5, tuple(plan_reads(points, s)), s)
+        told: list[tuple[str, list[str]]] = []
+        p, sink = poller(sparse, [j], learnt=lambda d, _m, new: told.append((d, new)))
+        await p.poll(j, 0.0)
+        conn = p.connection
+        assert conn.calls == [(Table.HOLDING, 0, 12), (Table.HOLDING, 0, 2), (Table.HOLDING, 10, 2)]  # type: ignore[attr-defined]
+        ((_, outcome, _, values),) = sink.polls
+        assert outcome is Outcome.FULL  # nothing lost: every point the device has was read
+        assert values == {"a": 0, "b": 1, "c": 10, "d": 11}
+        assert told == [("d1", [])]  # a hole learnt, no point lost
+        assert p.maps["d1"].avoid == {Table.HOLDING: set(range(2, 10))}
+        conn.calls.clear()  # type: ignore[attr-defined]
+        await p.poll(j, 1.0)
+        assert conn.calls == [(Table.HOLDING, 0, 2), (Table.HOLDING, 10, 2)]  # type: ignore[attr-defined]
+        assert p.stats["d1"].split_reads == 2
+        assert p.stats["d1"].refused == 1
+
+    run(main())
+
+
+def test_a_known_map_is_planned_around_from_the_first_poll() -> None:
+    from gateway.devices.sparse import DeviceMap  # noqa: PLC0415
+
+    m = DeviceMap()
+    m.add_undefined([pt("b", 1)], 2)
+    p, _ = poller(ok, [job()], maps={"d1": m})
+    (j,) = p._jobs
+    assert [(b.table, b.start, b.count) for b in j.blocks] == [
+        (Table.HOLDING, 0, 1), (Table.INPUT, 10, 1),
+    ]  # fmt: skip
+
+
+def test_a_table_the_device_lacks_names_its_points_and_is_not_read_again() -> None:
+    def no_inputs(table: Table, start: int, count: int) -> list[int] | Exception:
+        return DeviceRefused("d1", 1, 4) if table is Table.INPUT else ok(table, start, count)
+
+    async def main() -> None:
+        told: list[list[str]] = []
+        j = job()
+        p, sink = poller(
+            no_inputs, [j], learnt=lambda _d, _m, new: told.append([x.id for x in new])
+        )
+        await p.poll(j, 0.0)
+        assert told == [["c"]]
+        assert p.maps["d1"].undefined == {"c": 1}
+        assert sink.polls[0][1] is Outcome.FULL
+        await p.poll(j, 1.0)
+        assert p.connection.calls[-1] == (Table.HOLDING, 0, 2)  # type: ignore[attr-defined]
+        assert len(p.connection.calls) == 3  # type: ignore[attr-defined]
+
+    run(main())
+
+
+@pytest.mark.parametrize("code", [5, 6])
+def test_a_busy_device_is_asked_again_soon_and_that_is_no_failure(code: int) -> None:
+    busy = [True, True, False]
+
+    def script(table: Table, start: int, count: int) -> list[int] | Exception:
+        if table is Table.INPUT and busy[0]:
+            busy.pop(0)
+            return DeviceRefused("d1", code, 4)
+        return ok(table, start, count)
+
+    async def main() -> None:
+        j = job(interval=1.0)
+        clock = ManualClock()
+        p, sink = poller(script, [j], clock)
+        t0 = clock.monotonic()
+        j.due = t0
+        await p.poll(j, t0)
+        assert sink.polls[0][1] is Outcome.BUSY
+        assert sink.polls[0][3] == {"a": 0, "b": 0.5}  # what was read is still reported
+        assert j.due == pytest.approx(t0 + 0.1)
+        await p.poll(j, j.due)
+        assert j.due == pytest.approx(t0 + 0.2)  # the clock stood still: 0.2 s after "now"
+        await p.poll(j, j.due)
+        assert sink.polls[-1][1] is Outcome.FULL
+        assert j.failures == 0
+        stats = p.stats["d1"]
+        assert (stats.busy, stats.failed) == (2, 0)
+
+    run(main())
+
+
+@pytest.mark.parametrize("code", [10, 11])
+def test_a_unit_a_modbus_gateway_cannot_reach_is_unreachable_and_backed_off(code: int) -> None:
+    async def main() -> None:
+        j = job(interval=1.0)
+        clock = ManualClock()
+        p, sink = poller(lambda *_: DeviceRefused("d1", code, 3), [j], clock, backoff_max_s=8.0)
+        await p.poll(j, clock.monotonic())
+        ((_, outcome, detail, _),) = sink.polls
+        assert outcome is Outcome.UNREACHABLE
+        assert f"exception {code}" in detail
+        assert len(p.connection.calls) == 1  # type: ignore[attr-defined]  # not every block
+        assert j.due == pytest.approx(clock.monotonic() + 2.0)  # backed off like a failure
+        assert p.stats["d1"].unreachable == 1
+
+    run(main())
+
+
+def test_a_device_failure_fails_the_poll_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def script(table: Table, start: int, count: int) -> list[int] | Exception:
+        return DeviceRefused("d1", 4, 4) if table is Table.INPUT else ok(table, start, count)
+
+    async def main() -> None:
+        j = job()
+        p, sink = poller(script, [j])
+        for t in range(3):
+            await p.poll(j, float(t))
+        assert [s[1] for s in sink.polls] == [Outcome.FAILED] * 3
+        assert "internal failure" in sink.polls[0][2]
+        assert p.stats["d1"].faults == 3
+
+    caplog.set_level(logging.WARNING, logger="gateway.devices.poller")
+    run(main())
+    assert len(caplog.records) == 1
+    assert "device failure" in caplog.records[0].getMessage()
+
+
+def test_a_slow_controller_is_read_at_the_rate_it_can_take() -> None:
+    clock = ManualClock()
+    answers = iter([0.3, 0.8] + [0.6, 0.8, 0.7, 0.8, 0.5, 0.3] * 20)
+
+    class Slow(FakeConnection):
+        async def read(self, table: Table, start: int, count: int, **kw: Any) -> list[int]:
+            self.calls.append((table, start, count))
+            delay = next(answers)
+            if delay > kw["timeout_s"]:
+                await clock.sleep(kw["timeout_s"])
+                raise DeviceTimeout("d1", kw["timeout_s"])
+            await clock.sleep(delay)
+            return ok(table, start, count)
+
+    async def main() -> tuple[Poller, Sink]:
+        sink = Sink()
+        one = [pt("a", 0)]
+        j = PollJob("slow", 1, 0.5, 0.5, tuple(plan_reads(one, SETTINGS)), SETTINGS)
+        p = Poller(Slow(ok), [j], sink, clock, rand=lambda: 0.0, timeout_cap_s=2.0)  # type: ignore[arg-type]
+        await run_for(clock, 30.0, p)
+        return p, sink
+
+    p, sink = run(main())
+    stats = p.stats["slow"]
+    outcomes = [s[1] for s in sink.polls]
+    # Timed out once while its pace was being learnt, then every request answered.
+    assert outcomes[:2] == [Outcome.FULL, Outcome.FAILED]
+    assert set(outcomes[2:]) == {Outcome.FULL}
+    assert stats.timeout_s == pytest.approx(1.6)  # twice its slowest answer, under the cap
+    assert stats.answer_s == pytest.approx(0.8)
+    # Asked every 0.5 s, it takes up to 0.8 s: slots are skipped, the effective interval shown.
+    assert stats.skipped > 0
+    assert 0.6 < stats.interval_s < 1.1

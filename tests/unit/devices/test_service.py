@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import logging
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -88,7 +90,15 @@ PROBE = Profile.model_validate({
     "profile": {"id": "probe", "vendor": "v", "model": "m", "kind": "probe", "protocol": "mqtt"},
     "fields": [{"id": "temp", "name": "Temperature"}],
 })  # fmt: skip
-PROFILES = {"oven": OVEN, "probe": PROBE}
+# Settings at 0-1 and 10-11 merged into one read across eight registers the device may lack.
+PAIR = Profile.model_validate({
+    "profile": {"id": "pair", "vendor": "v", "model": "m", "kind": "fryer", "protocol": "modbus"},
+    "modbus": {"poll_s": 1.0, "timeout_s": 0.5, "max_gap": 8},
+    "points": [
+        {"id": f"r{a}", "name": f"r{a}", "table": "holding", "address": a} for a in (0, 1, 10, 11)
+    ],
+})  # fmt: skip
+PROFILES = {"oven": OVEN, "probe": PROBE, "pair": PAIR}
 TUNING = Tuning(poll_tick_s=0.0, offline_after=2, backoff_max_s=8.0, sensor_silence_s=60.0)
 
 
@@ -111,6 +121,7 @@ class FakeConnection:
         self.reads: list[tuple[int, int]] = []  # (unit, start)
         self.writes: list[tuple[int, int, list[int]]] = []
         self.clamp: int | None = None  # a device that stores this instead of what was written
+        self.defined: dict[int, set[int]] = {}  # a unit's whole map, when it is sparse
         self.closed = 0
         self._lock = asyncio.Lock()  # one request in flight, as on a real connection
 
@@ -141,6 +152,9 @@ class FakeConnection:
                 raise DeviceTimeout(device, timeout_s)
             if (unit, start) in self.refused:
                 raise DeviceRefused(device, self.refused[unit, start], 4)
+            span = range(start, start + count)
+            if unit in self.defined and not self.defined[unit].issuperset(span):
+                raise DeviceRefused(device, 2, 3)
             regs = self.registers[unit]
             return [regs.get(start + i, 0) for i in range(count)]
 
@@ -194,14 +208,15 @@ class Site:
 class Rig:
     """A device service on fake connections and a virtual clock."""
 
-    def __init__(self, *devices: DeviceInstance) -> None:
+    def __init__(self, *devices: DeviceInstance, state: Path | None = None) -> None:
         self.clock = ManualClock()
         self.outbox = Outbox()
         self.audit = Audit()
         self.connections: dict[tuple[str, int], FakeConnection] = {}
         self.guard = WriteGuard(PROFILES, devices, monotonic=self.clock.monotonic)
+        site = Site(list(devices)) if state is None else Site(list(devices), StateConfig(dir=state))
         self.service = DeviceService(
-            Site(list(devices)),  # type: ignore[arg-type]
+            site,  # type: ignore[arg-type]
             PROFILES, self.outbox, self.guard, self.audit,  # type: ignore[arg-type]
             self.clock, connect=self._connect, tuning=TUNING,
         )  # fmt: skip
@@ -425,3 +440,43 @@ def test_a_wall_clock_step_mid_polling_moves_no_poll_and_flips_no_state(step_s: 
             assert jumped == [timedelta(seconds=s + 1.0) for s in (step_s, -step_s)]
 
     run(main())
+
+
+def test_a_sparse_device_is_learnt_once_said_once_and_remembered_across_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fryer = DeviceInstance(id="fryer1", profile="pair", host="10.0.0.5")
+
+    def rig() -> Rig:
+        r = Rig(fryer, state=tmp_path)
+        r.conn().defined[1] = {0, 1, 10}  # no register 11 (its point) nor 2..9 (the hole)
+        return r
+
+    async def main(r: Rig) -> None:
+        async with r.service as svc:
+            await r.clock.run(3.0)
+            assert svc.availability("fryer1") is DeviceState.ONLINE
+            assert set(svc.device_maps()["fryer1"].undefined) == {"r11"}
+
+    caplog.set_level(logging.WARNING, logger="gateway.devices.service")
+    first = rig()
+    run(main(first))
+    # The first poll: the merged read, refused; its two parts; 10..11 refused, so 10 and 11
+    # alone. Then two requests a poll, and never the refused ones again.
+    assert first.conn().reads[:5] == [(1, 0), (1, 0), (1, 10), (1, 10), (1, 11)]
+    assert set(first.conn().reads[5:]) == {(1, 0), (1, 10)}
+    assert all(r.values.keys() == {"r0", "r1", "r10"} for r in first.outbox.readings("fryer1"))
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert "does not define r11 (exception 2)" in said[0]
+    assert "remove those [[points]] from profile pair" in said[0]
+    assert "holding registers 2..9" in said[1]
+    assert "max_gap = 0" in said[1]
+    saved = json.loads((tmp_path / "device_maps.json").read_text())
+    assert saved["devices"]["fryer1"]["undefined"] == {"r11": 2}
+    # A restart plans around the map at once: no refused read, nothing said again.
+    caplog.clear()
+    second = rig()
+    run(main(second))
+    assert set(second.conn().reads) == {(1, 0), (1, 10)}
+    assert caplog.records == []
