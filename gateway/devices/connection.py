@@ -20,7 +20,13 @@ a closed connection connects when the capped, jittered backoff allows, else fail
 for a connect, and for each request :class:`~gateway.devices.deadline.Deadlines`, which keeps
 ``asyncio.timeout``'s rules on one timer per connection (a timer per request was the largest
 cost of a request in our own code under uvloop). A connection silent for ``silent_limit``
-requests in a row (a half-open socket) is dropped and reopened.
+requests in a row (a half-open socket) is dropped and reopened, but only once every unit heard on
+it since it opened has been silent too: behind a Modbus TCP-to-RTU gateway one dead unit (or
+its several poll jobs, timing out back to back) must not cut its neighbours off. A gateway's
+exception answer (10, 11) is an answer, so it never counts as silence.
+
+A one-register write refused with exception 1 (illegal function) is sent again once as function
+16: some devices implement only 16, others only 6.
 
 Cancellation is never swallowed (STYLE.md 3): some pymodbus 3.x releases turn it into
 ``ModbusIOException("Request cancelled outside library.")``, which is turned back into
@@ -167,6 +173,8 @@ class ModbusConnection:
         self._why = "not connected yet"
         self._down = False  # the loss was logged; the recovery will be
         self._silent = 0
+        self._heard: set[int] = set()  # units that answered since the connection opened
+        self._silent_units: set[int] = set()  # units silent since the last answer
         self.stats = ConnectionStats()
 
     @property
@@ -191,6 +199,7 @@ class ModbusConnection:
 
     def close(self) -> None:
         """Close the connection (requests after this reconnect)."""
+        self._heard.clear()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -228,6 +237,7 @@ class ModbusConnection:
         method = _READS[table]
         rsp = await self._request(
             device,
+            unit,
             timeout_s,
             priority,
             lambda c: getattr(c, method)(start, count=count, device_id=unit),
@@ -259,13 +269,24 @@ class ModbusConnection:
         """
         if table not in (Table.HOLDING, Table.COIL) or not words:
             raise ValueError(f"cannot write {len(words)} values to the {table.value} table")
-        await self._request(
-            device, timeout_s, Priority.WRITE, lambda c: _write(c, table, address, words, unit)
-        )
+        try:
+            await self._request(
+                device, unit, timeout_s, Priority.WRITE,
+                lambda c: _write(c, table, address, words, unit),
+            )  # fmt: skip
+        except DeviceRefused as err:
+            if not (err.code == 1 and err.function == 6):
+                raise
+            # Function 6 is not there: the same register written with function 16 instead.
+            await self._request(
+                device, unit, timeout_s, Priority.WRITE,
+                lambda c: c.write_registers(address, list(words), device_id=unit),
+            )  # fmt: skip
 
     async def _request(
         self,
         device: str,
+        unit: int,
         timeout_s: float,
         priority: Priority,
         send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
@@ -280,7 +301,7 @@ class ModbusConnection:
             try:
                 rsp = await self._timed(send, client, timeout_s)
             except TimeoutError:
-                self._no_answer()
+                self._no_answer(unit)
                 raise DeviceTimeout(device, timeout_s) from None
             except ConnectionException as exc:
                 self._lost(exc.string)
@@ -291,6 +312,8 @@ class ModbusConnection:
         finally:
             gate.release()
         self._silent = 0
+        self._silent_units.clear()
+        self._heard.add(unit)
         self.stats.requests += 1
         if rsp.isError():
             self.stats.refused += 1
@@ -390,12 +413,15 @@ class ModbusConnection:
             log.warning("Modbus connection to %s lost: %s", self.name, reason)
             self._down = True
 
-    def _no_answer(self) -> None:
+    def _no_answer(self, unit: int) -> None:
         self.stats.timeouts += 1
         self._silent += 1
-        if self._silent >= self._silent_limit:
-            # A device that rebooted leaves a half-open socket that never answers again.
+        self._silent_units.add(unit)
+        if self._silent >= self._silent_limit and self._heard <= self._silent_units:
+            # A device that rebooted leaves a half-open socket that never answers again; a
+            # unit heard here that has not gone silent says the socket is fine.
             self._silent = 0
+            self._silent_units.clear()
             self._lost(f"no answer to {self._silent_limit} requests in a row")
 
 

@@ -58,6 +58,10 @@ class Fake:
         self.requests.append(("write", address))
         return await Fake.respond(self, address, 1)
 
+    async def write_registers(self, address: int, values: list[int], *, device_id: int) -> Any:
+        self.requests.append(("write16", address))
+        return await Fake.respond(self, address, len(values))
+
 
 @pytest.fixture(autouse=True)
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,5 +254,42 @@ def test_read_only_tables_cannot_be_written() -> None:
         c = conn()
         with pytest.raises(ValueError, match="input"):
             await c.write(Table.INPUT, 0, [1], unit=1, device="d", timeout_s=1)
+
+    run(main())
+
+
+def test_one_dead_unit_behind_a_modbus_gateway_does_not_reopen_the_connection() -> None:
+    async def respond(_: Fake, address: int, count: int) -> Any:
+        if address == 3:  # unit 3's reads (the address stands for the unit here)
+            await asyncio.sleep(10)
+        return answer([1, 2])
+
+    async def main() -> None:
+        Fake.respond = respond
+        c = conn(silent_limit=2)
+        await c.connect()
+        assert await read(c, 1) == [1, 2]  # unit 1 heard
+        for _ in range(5):  # unit 3's jobs, back to back: silence, but only of unit 3
+            with pytest.raises(DeviceTimeout):
+                await c.read(Table.HOLDING, 3, 2, unit=3, device="dead", timeout_s=0.02)
+        assert c.connected
+        assert len(Fake.made) == 1
+        assert await read(c, 1) == [1, 2]
+
+    run(main())
+
+
+def test_a_register_write_the_device_lacks_function_6_for_is_sent_as_16() -> None:
+    async def respond(fake: Fake, address: int, count: int) -> Any:
+        if fake.requests[-1][0] == "write":
+            return SimpleNamespace(isError=lambda: True, exception_code=1, function_code=0x86)
+        return answer([])
+
+    async def main() -> None:
+        Fake.respond = respond
+        c = conn()
+        await c.connect()
+        await c.write(Table.HOLDING, 4, [7], unit=1, device="d", timeout_s=0.05)
+        assert Fake.made[0].requests == [("write", 4), ("write16", 4)]
 
     run(main())
