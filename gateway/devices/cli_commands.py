@@ -20,7 +20,9 @@ pymodbus is used; a ``DeviceError`` from it ends the command with one line and e
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
@@ -29,9 +31,20 @@ from gateway.devices.codec import decode_point
 from gateway.devices.connection import ModbusConnection
 from gateway.devices.gate import Priority
 from gateway.devices.guard import Refused, WriteGuard, WriteRequest
+from gateway.devices.maps_store import MAPS_FILE, load_maps
+from gateway.devices.pace import Pace
 from gateway.devices.plan import plan_reads
 from gateway.devices.profile import PointType, load_profile, load_profiles
-from gateway.errors import DeviceError, DeviceRefused, DeviceUnavailable, GatewayError
+from gateway.devices.refusals import Policy, policy
+from gateway.devices.sparse import DeviceMap, Probe, covered_registers, ranges
+from gateway.devices.tuning import Tuning
+from gateway.errors import (
+    DeviceError,
+    DeviceRefused,
+    DeviceTimeout,
+    DeviceUnavailable,
+    GatewayError,
+)
 from gateway.runner import run_async
 
 if TYPE_CHECKING:
@@ -138,7 +151,12 @@ class _Device:
     async def __aexit__(self, *exc: object) -> None:
         self._conn.close()
 
-    async def read(self, block: ReadBlock) -> list[int]:
+    @property
+    def device_id(self) -> str:
+        """The device's id."""
+        return self._device.id
+
+    async def read(self, block: ReadBlock, timeout_s: float | None = None) -> list[int]:
         """The registers (or 0/1 bits) of one planned read."""
         d = self._device
         return await self._conn.read(
@@ -147,7 +165,7 @@ class _Device:
             block.count,
             unit=d.unit,
             device=d.id,
-            timeout_s=self._timeout_s,
+            timeout_s=self._timeout_s if timeout_s is None else timeout_s,
             priority=Priority.WRITE,
         )
 
@@ -187,8 +205,100 @@ def _show(point: ModbusPoint, value: Value) -> str:
 # --- read ----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Row:
+    value: str = ""
+    error: str = ""
+
+
+class _Reader:
+    """One read of every point, learning the device's map as the poller does."""
+
+    def __init__(self, link: _Device, profile: Profile, device_map: DeviceMap) -> None:
+        self._link = link
+        self._profile = profile
+        self.map = device_map
+        self._covered = covered_registers(profile.points)
+        self.pace = Pace(profile.settings.timeout_s, Tuning().timeout_cap_s)
+        self.requests = 0
+        self.rows: dict[str, _Row] = {p.id: _Row() for p in profile.points}
+
+    async def read_all(self) -> None:
+        settings, m = self._profile.settings, self.map
+        for block in plan_reads(m.readable(self._profile.points), settings, avoid=m.avoid,
+                                cuts=m.cuts):  # fmt: skip
+            try:
+                self._show(block, await self._read(block))
+            except DeviceRefused as err:
+                what = policy(err.code)
+                if what is Policy.SPLIT:
+                    await self._probe(block)
+                elif what is Policy.UNSUPPORTED:
+                    m.add_undefined(block.points, err.code)
+                elif what is Policy.UNREACHABLE:
+                    raise  # the unit is not there: one line says it all
+                else:
+                    for p in block.points:
+                        self.rows[p.id].error = err.detail
+        for pid, code in m.undefined.items():
+            if pid in self.rows:
+                self.rows[pid].error = _UNDEFINED.get(code, f"refused (exception {code})")
+
+    async def _probe(self, block: ReadBlock) -> None:
+        probe = Probe(block, self._covered.get(block.table, frozenset()), self.map)
+        while (part := probe.next()) is not None:
+            try:
+                words = await self._read(part)
+            except DeviceRefused as err:
+                if policy(err.code) is not Policy.SPLIT:
+                    raise
+                probe.refused()
+                continue
+            probe.answered(words)
+            self._show(part, words)
+
+    async def _read(self, block: ReadBlock) -> list[int]:
+        """One request; a busy device is asked again, a slow one gets one longer wait."""
+        for attempt in range(_BUSY_TRIES):
+            self.requests += 1
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            try:
+                words = await self._link.read(block, self.pace.timeout_s)
+            except DeviceTimeout:
+                if self.pace.timeout_s >= self.pace.cap_s:
+                    raise
+                self.pace = Pace(self.pace.cap_s, self.pace.cap_s)  # slow, maybe: one try more
+                continue
+            except DeviceRefused as err:
+                if policy(err.code) is not Policy.BUSY or attempt == _BUSY_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.1 * 2**attempt)
+                continue
+            self.pace.answered(loop.time() - sent)
+            return words
+        raise DeviceTimeout(self._link.device_id, self.pace.timeout_s)
+
+    def _show(self, block: ReadBlock, words: list[int]) -> None:
+        settings = self._profile.settings
+        for p in block.points:
+            self.rows[p.id].value = _show(p, decode_point(p, block.words_for(p, words), settings))
+
+
+_BUSY_TRIES = 4
+_UNDEFINED = {
+    2: "not defined by the device (exception 2)",
+    1: "the device lacks this table's function (exception 1)",
+}
+
+
 async def read_device(cfg: SiteConfig, device_id: str, out: TextIO | None = None) -> int:
     """Read every point of a Modbus device once and print a table of decoded values.
+
+    A read the device refuses with exception 2 is split and bisected as the gateway's poller
+    does, starting from what the gateway learnt already (``{state.dir}/device_maps.json``);
+    points the device lacks show that in their error column, and the fix for the profile is
+    printed under the table. A busy device is asked again; a slow one gets one longer wait.
 
     Args:
         cfg: the site (devices and profile directories).
@@ -196,37 +306,75 @@ async def read_device(cfg: SiteConfig, device_id: str, out: TextIO | None = None
         out: where the table is written (default: stdout).
 
     Returns:
-        The exit code: 0 when every read succeeded, 1 when the device answered some with an
-        exception (those points show the error).
+        The exit code: 0 when every point the device defines was read, 1 when some read
+        failed otherwise (those points show the error).
 
     Raises:
         GatewayError: no such Modbus device; DeviceError when it does not answer.
     """
     profiles = load_profiles(cfg.devices_profiles)
     device, profile = _modbus_device(cfg, profiles, device_id)
-    settings = profile.settings
-    rows: dict[str, str] = {}
-    failed = False
-    async with _Device(device, settings) as link:
-        for block in plan_reads(profile.points, settings):
-            try:
-                words = await link.read(block)
-            except DeviceRefused as err:
-                # The device answered: other blocks may still read. Silence or a dead link
-                # (other DeviceErrors) ends the command with one clear line instead.
-                failed = True
-                rows.update({p.id: f"error: {err.detail}" for p in block.points})
-                continue
-            for p in block.points:
-                rows[p.id] = _show(p, decode_point(p, block.words_for(p, words), settings))
     info = profile.profile
+    known = load_maps(cfg.state.dir / MAPS_FILE, {device.id: info.id}).get(device.id)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with _Device(device, profile.settings) as link:
+        reader = _Reader(link, profile, known or DeviceMap())
+        await reader.read_all()
+    took = loop.time() - started
     where = f"{device.host}:{device.port} unit {device.unit}"
     _say(f"{device.id} ({info.vendor} {info.model}) at {where}", out)
-    width = max(len(p.id) for p in profile.points)
-    vwidth = max(len(v) for v in rows.values())
-    for p in profile.points:
-        _say(f"  {p.id:<{width}}  {rows[p.id]:>{vwidth}} {p.unit:<4} {p.name}".rstrip(), out)
+    vwidth = max(len(r.value) for r in reader.rows.values())
+    uwidth = max(len(p.unit) for p in profile.points)
+    header: tuple[str, ...] = ("point", "value".rjust(vwidth) + " " * (uwidth + 1), "error", "name")
+    rows: list[tuple[str, ...]] = [
+        # The value right-aligned and its unit just after it, as a number is read.
+        (p.id, f"{reader.rows[p.id].value:>{vwidth}} {p.unit:<{uwidth}}", reader.rows[p.id].error,
+         p.name)
+        for p in profile.points
+    ]  # fmt: skip
+    if not any(r[2] for r in rows):  # no error column when there is nothing in it
+        header, rows = (header[0], header[1], header[3]), [(r[0], r[1], r[3]) for r in rows]
+    for line in _columns(header, rows):
+        _say(line, out)
+    slowest = reader.pace.slowest_s
+    answers = "no answer timed" if slowest is None else f"slowest answer {slowest * 1000:.0f} ms"
+    _say(
+        f"{reader.requests} requests in {took:.2f} s ({answers}): polled at most about every "
+        f"{max(took, 0.01):.2f} s",
+        out,
+    )
+    for line in _fixes(reader.map, profile):
+        _say(line, out)
+    failed = any(r.error for pid, r in reader.rows.items() if pid not in reader.map.undefined)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _fixes(device_map: DeviceMap, profile: Profile) -> list[str]:
+    """What to change in the profile so the device is not asked what it refuses."""
+    lines: list[str] = []
+    pid = profile.profile.id
+    if device_map.undefined:
+        ids = ", ".join(sorted(device_map.undefined))
+        lines.append(f"not defined by the device: {ids}; fix: remove those [[points]] from {pid}")
+    covered = covered_registers(profile.points)
+    for table, addresses in sorted(device_map.avoid.items()):
+        gaps = [a for a in addresses if a not in covered[table]]
+        if gaps:
+            lines.append(
+                f"reads across {table.value} {ranges(gaps)} are refused: read around them; "
+                f"fix: max_gap = 0 under [modbus] in {pid} saves the first refusal"
+            )
+    return lines
 
 
 # --- write ---------------------------------------------------------------------------------
