@@ -1,12 +1,13 @@
 """The gateway process: one supervisor, and the services it runs, named once in ``PLUGS``.
 
-``Gateway`` enters the plugs of :data:`PLUGS` in order; each builds one service (and the adapters
-it needs) from the shared :class:`Wiring` and enters it through the :class:`Supervisor`, or
-does nothing when the site has no use for it (a site without appliances has no device service).
+``Gateway`` enters the plugs of :data:`PLUGS` in order; each (a module of :mod:`gateway.plugs`)
+builds one service and the adapters it needs from the shared :class:`~gateway.wiring.Wiring`
+and enters it through the :class:`~gateway.lifecycle.Supervisor`, or does nothing when the site
+has no use for it (a site without appliances has no device service).
 Then the topic dispatcher is opened, so the first message reaches a service only once every
 service is ready, and the gateway announces itself ``online`` (its last will says
-``offline``). Leaving stops the services in reverse order. Adding a service is one plug
-function and one line in ``PLUGS``; the README lists them in this order.
+``offline``). Leaving stops the services in reverse order. Adding a service is one plug module
+and one line in ``PLUGS``; the README lists them in this order.
 
 Whatever fails (a start, or a service's loop while running) leaves every service the same way
 and comes out of ``Gateway`` as one :class:`~gateway.errors.ServiceFailed`, which the command
@@ -22,221 +23,40 @@ import contextlib
 import gc
 import logging
 import signal
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self
 
-from gateway.bridge import MqttBridge
 from gateway.clock import Clock, SystemClock
-from gateway.clockwatch import ClockWatch, check_start_time, newest_mtime
-from gateway.codec import encode
-from gateway.contract import AlertLevel, DeviceState, DeviceStatus
+from gateway.contract import DeviceState
 from gateway.lifecycle import Service, Supervisor
-from gateway.routing.outbound import alert
-from gateway.routing.service import OrderService, OrderStats
+from gateway.plugs import appliances, messaging, orders, state, timekeeping
 from gateway.sdnotify import Notifier, watchdog, watchdog_interval
-from gateway.store.deadletters import DeadLetterLog
-from gateway.store.sqlite import Store
-from gateway.transport.dispatch import Dispatcher
-from gateway.transport.mqtt import MqttClient, Will
+from gateway.wiring import Wiring
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
     from gateway.config import SiteConfig
-    from gateway.devices.actions import ActionService
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.service import DeviceService
-    from gateway.events import AlertOut, Outbox
-    from gateway.transport.dispatch import DeadLetter
+    from gateway.routing.service import OrderService, OrderStats
+    from gateway.transport.dispatch import Dispatcher
+    from gateway.transport.mqtt import MqttClient
 
 log = logging.getLogger(__name__)
 
 _GC_YOUNG_THRESHOLD = 20_000
-_STATE_FILES = ("gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json")
 _SMALL_BROKER_WINDOW = 100  # below it a broker holds throughput to its round trips
-
-
-@dataclass
-class Wiring:
-    """What the plugs share while the gateway is put together; each plug adds what it makes.
-
-    Attributes:
-        cfg: the site.
-        clock: kitchen time, for the order path (the demo runs it faster than real time).
-        real_clock: real time, for polling, device availability, the clock watch and whatever
-            waits on screens and the network (a screen heartbeats in real seconds).
-        supervisor: enters each service; leaves them in reverse.
-        time: whether the wall clock can be trusted (steps, NTP synchronisation).
-        store: the durable state.
-        dead_letters: messages given up on.
-        mqtt: the one MQTT client.
-        dispatcher: routes inbound messages by topic filter to the adapter that claimed it.
-        bridge: the order path's MQTT adapter.
-        outbox: where the order service's events go (the bridge, maybe tapped by a service
-            that also wants to see them).
-        devices: the device service, when the site has appliances or sensors.
-        device_bridge: its MQTT adapter.
-        actions: the appliance actions, when the site has any.
-        orders: the order service.
-    """
-
-    cfg: SiteConfig
-    clock: Clock
-    real_clock: Clock
-    supervisor: Supervisor
-    time: ClockWatch = field(init=False)
-    store: Store = field(init=False)
-    dead_letters: DeadLetterLog = field(init=False)
-    mqtt: MqttClient = field(init=False)
-    dispatcher: Dispatcher = field(init=False)
-    bridge: MqttBridge = field(init=False)
-    outbox: Outbox = field(init=False)
-    devices: DeviceService | None = None
-    device_bridge: DeviceBridge | None = None
-    actions: ActionService | None = None
-    orders: OrderService = field(init=False)
-    _early_alerts: list[AlertOut] = field(default_factory=list)
-
-    def alert(self, level: str, kind: str, text: str, subject: str = "gateway") -> None:
-        """Tell people: published on the alerts topic (held until the MQTT client exists)."""
-        out = alert(AlertLevel(level), kind, subject, text, self.clock.now())
-        if hasattr(self, "bridge"):
-            self.bridge.send(out)
-        else:
-            self._early_alerts.append(out)
-
-    def send_early_alerts(self) -> None:
-        """Publish the alerts raised before the MQTT client existed."""
-        early, self._early_alerts = self._early_alerts, []
-        for out in early:
-            self.bridge.send(out)
-
-    def status(self, state: DeviceState) -> bytes:
-        """The gateway's own retained status message."""
-        cfg = self.cfg
-        now = self.clock.now()
-        return encode(DeviceStatus(device=cfg.client_id, state=state, role="gateway", at=now))
-
-    @property
-    def status_topic(self) -> str:
-        """Where the gateway's own status is retained."""
-        return f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
-
-    def dead_letter(self, letter: DeadLetter) -> None:
-        """Keep a message the gateway gave up on, and tell people (before it is acknowledged)."""
-        self.dead_letters.record(letter)
-        text = (
-            f"a message on {letter.topic} could not be handled after {letter.attempts} "
-            f"attempts ({letter.error}); it is kept in {self.dead_letters.path}"
-        )
-        self.alert("critical", "dead_letter", text, subject=letter.owner)
-
-
-async def plug_time(w: Wiring) -> None:
-    """Whether the wall clock can be trusted; first, before anything writes a record."""
-    state = w.cfg.state.dir
-    state.mkdir(parents=True, exist_ok=True)
-    # The newest write to the state files is the newest durable record's time, near enough.
-    newest = newest_mtime(*(state / n for n in _STATE_FILES))
-    w.time = await w.supervisor.enter(ClockWatch(w.real_clock, state / "clock.json", w.alert))
-    if check_start_time(w.real_clock.now(), newest, w.alert):
-        w.time.behind_records = True
-
-
-async def plug_state(w: Wiring) -> None:
-    """The durable store and the dead-letter file (both in the state directory)."""
-    cfg = w.cfg
-    full = cfg.state.durability == "full"
-    w.store = await w.supervisor.enter(Store(cfg.state.dir / "gateway.db", cfg.state.durability),
-                                       "store")  # fmt: skip
-    w.dead_letters = await w.supervisor.enter(
-        DeadLetterLog(cfg.state.dir / "dead_letters.jsonl", fsync=full, now=w.clock.now,
-                      time_uncertain=w.time.uncertain)
-    )  # fmt: skip
-
-
-async def plug_mqtt(w: Wiring) -> None:
-    """The MQTT client (connected when this returns), its dispatcher and the order bridge."""
-    cfg = w.cfg
-    w.mqtt = MqttClient(
-        cfg.mqtt.url,
-        cfg.client_id,
-        username=cfg.mqtt.username,
-        password=cfg.mqtt.password(),
-        keepalive_s=cfg.mqtt.keepalive_s,
-        will=Will(w.status_topic, w.status(DeviceState.OFFLINE)),
-    )
-    w.dispatcher = Dispatcher(w.mqtt, on_dead_letter=w.dead_letter)
-    w.bridge = MqttBridge(cfg.site.id, w.mqtt, cfg.delivery.max_payload_bytes)
-    w.outbox = w.bridge
-    await w.supervisor.enter(w.mqtt, "mqtt")
-    w.send_early_alerts()
-
-
-async def plug_devices(w: Wiring) -> None:
-    """Modbus appliances and MQTT sensor nodes, when the site has any."""
-    cfg = w.cfg
-    if not cfg.devices:
-        return
-    # Imported here: a site without appliances never loads pymodbus.
-    from gateway.devices.audit import AuditLog  # noqa: PLC0415
-    from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
-    from gateway.devices.connection import modbus_connection  # noqa: PLC0415
-    from gateway.devices.guard import WriteGuard  # noqa: PLC0415
-    from gateway.devices.profile import load_profiles  # noqa: PLC0415
-    from gateway.devices.service import DeviceService  # noqa: PLC0415
-
-    profiles = load_profiles(cfg.devices_profiles)
-    fsync = cfg.state.durability == "full"
-    audit = await w.supervisor.enter(
-        AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync, time_uncertain=w.time.uncertain),
-        "audit",
-    )
-    bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
-    guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
-    w.devices = DeviceService(
-        cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection
-    )
-    w.device_bridge = bridge
-    bridge.attach(w.devices.submit, w.dispatcher)
-    await w.supervisor.enter(w.devices, "devices")
-
-
-async def plug_actions(w: Wiring) -> None:
-    """Appliance actions (a fired fry ticket starts its vat's timer), when the site has any."""
-    if w.devices is None or not w.cfg.appliance_actions:
-        return
-    from gateway.devices.actions import ActionService, Catalog  # noqa: PLC0415
-
-    # Tickets the order service sends pass by the action service on their way out; its writes
-    # are guarded and audited like any other.
-    actions = ActionService(
-        w.cfg.appliance_actions, Catalog.from_site(w.cfg), w.devices.write, w.clock
-    )
-    w.outbox = actions.tap(w.outbox)
-    w.actions = await w.supervisor.enter(actions, "actions")
-
-
-async def plug_orders(w: Wiring) -> None:
-    """The order service: orders to tickets, exactly once (loads open orders when entered)."""
-    w.orders = OrderService(w.cfg, w.store, w.clock, w.outbox, link_clock=w.real_clock)
-    w.bridge.attach(w.orders.submit, w.dispatcher)
-    await w.supervisor.enter(w.orders, "orders")
-    if w.actions is not None:
-        # Restored tickets were sent (and acted on) by an earlier run: their resends must not
-        # start a fryer's timer again. Told now, before the order service's first tick resends.
-        w.actions.already_sent(r.ticket_id for r in w.orders.kitchen.resends())
 
 
 #: Every service of the gateway, in start order (they stop in reverse).
 PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
-    plug_time,
-    plug_state,
-    plug_mqtt,
-    plug_devices,
-    plug_actions,
-    plug_orders,
+    timekeeping.plug,  # clock
+    state.plug,  # store, dead-letters
+    messaging.plug,  # mqtt
+    appliances.plug_devices,  # audit, devices: when the site has devices
+    appliances.plug_actions,  # actions: when the site has appliance actions
+    orders.plug,  # orders
 )
 
 

@@ -112,9 +112,11 @@ def test_routing_does_not_import_transport() -> None:
     assert not [i for m in routing for i in GRAPH.imports[m] if "transport" in i.module]
 
 
-def test_only_the_app_and_the_store_import_the_sqlite_store() -> None:
-    # The order service works on a batch and a storage protocol, never on the SQLite classes.
-    assert _outside("gateway.store.sqlite", ("gateway.app", "gateway.store")) == []
+def test_only_the_wiring_and_the_store_import_the_sqlite_store() -> None:
+    # The order service works on a batch and a storage protocol, never on the SQLite classes;
+    # only the code that puts the gateway together names them.
+    wiring = ("gateway.app", "gateway.wiring", "gateway.plugs", "gateway.store")
+    assert _outside("gateway.store.sqlite", wiring) == []
 
 
 def test_only_the_modbus_adapter_imports_pymodbus() -> None:

@@ -1,0 +1,52 @@
+"""Appliances and sensors (the device service) and appliance actions, when the site has them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.wiring import Wiring
+
+
+async def plug_devices(w: Wiring) -> None:
+    """Modbus appliances and MQTT sensor nodes, when the site has any."""
+    cfg = w.cfg
+    if not cfg.devices:
+        return
+    # Imported here: a site without appliances never loads pymodbus.
+    from gateway.devices.audit import AuditLog  # noqa: PLC0415
+    from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
+    from gateway.devices.connection import modbus_connection  # noqa: PLC0415
+    from gateway.devices.guard import WriteGuard  # noqa: PLC0415
+    from gateway.devices.profile import load_profiles  # noqa: PLC0415
+    from gateway.devices.service import DeviceService  # noqa: PLC0415
+
+    profiles = load_profiles(cfg.devices_profiles)
+    fsync = cfg.state.durability == "full"
+    audit = await w.supervisor.enter(
+        AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync, time_uncertain=w.time.uncertain),
+        "audit",
+    )
+    bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
+    guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
+    w.devices = DeviceService(
+        cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection
+    )
+    w.device_bridge = bridge
+    bridge.attach(w.devices.submit, w.dispatcher)
+    await w.supervisor.enter(w.devices, "devices")
+
+
+async def plug_actions(w: Wiring) -> None:
+    """Appliance actions (a fired fry ticket starts its vat's timer), when the site has any."""
+    if w.devices is None or not w.cfg.appliance_actions:
+        return
+    from gateway.devices.actions import ActionService, Catalog  # noqa: PLC0415
+
+    # Tickets the order service sends pass by the action service on their way out; its writes
+    # are guarded and audited like any other.
+    actions = ActionService(
+        w.cfg.appliance_actions, Catalog.from_site(w.cfg), w.devices.write, w.clock
+    )
+    w.outbox = actions.tap(w.outbox)
+    w.actions = await w.supervisor.enter(actions, "actions")

@@ -1,0 +1,112 @@
+"""What the plugs share while the gateway is put together (``gateway.plugs``, ``gateway.app``).
+
+Each plug builds one service and the adapters it needs from a :class:`Wiring` and puts what it
+made back on it for the plugs after it: the store for the order service, the MQTT client and
+its dispatcher for every adapter, the device service for the appliance actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gateway.codec import encode
+from gateway.contract import AlertLevel, DeviceState, DeviceStatus
+from gateway.routing.outbound import alert
+
+if TYPE_CHECKING:
+    from gateway.bridge import MqttBridge
+    from gateway.clock import Clock
+    from gateway.clockwatch import ClockWatch
+    from gateway.config import SiteConfig
+    from gateway.devices.actions import ActionService
+    from gateway.devices.bridge import DeviceBridge
+    from gateway.devices.service import DeviceService
+    from gateway.events import AlertOut, Outbox
+    from gateway.lifecycle import Supervisor
+    from gateway.routing.service import OrderService
+    from gateway.store.deadletters import DeadLetterLog
+    from gateway.store.sqlite import Store
+    from gateway.transport.dispatch import DeadLetter, Dispatcher
+    from gateway.transport.mqtt import MqttClient
+
+__all__ = ["Wiring"]
+
+#: The state directory's files; the newest write among them dates the newest durable record.
+STATE_FILES = ("gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json")
+
+
+@dataclass
+class Wiring:
+    """What the plugs share while the gateway is put together; each plug adds what it makes.
+
+    Attributes:
+        cfg: the site.
+        clock: kitchen time, for the order path (the demo runs it faster than real time).
+        real_clock: real time, for polling, device availability, the clock watch and whatever
+            waits on screens and the network (a screen heartbeats in real seconds).
+        supervisor: enters each service; leaves them in reverse.
+        time: whether the wall clock can be trusted (steps, NTP synchronisation).
+        store: the durable state.
+        dead_letters: messages given up on.
+        mqtt: the one MQTT client.
+        dispatcher: routes inbound messages by topic filter to the adapter that claimed it.
+        bridge: the order path's MQTT adapter.
+        outbox: where the order service's events go (the bridge, maybe tapped by a service
+            that also wants to see them).
+        devices: the device service, when the site has appliances or sensors.
+        device_bridge: its MQTT adapter.
+        actions: the appliance actions, when the site has any.
+        orders: the order service.
+    """
+
+    cfg: SiteConfig
+    clock: Clock
+    real_clock: Clock
+    supervisor: Supervisor
+    time: ClockWatch = field(init=False)
+    store: Store = field(init=False)
+    dead_letters: DeadLetterLog = field(init=False)
+    mqtt: MqttClient = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
+    bridge: MqttBridge = field(init=False)
+    outbox: Outbox = field(init=False)
+    devices: DeviceService | None = None
+    device_bridge: DeviceBridge | None = None
+    actions: ActionService | None = None
+    orders: OrderService = field(init=False)
+    _early_alerts: list[AlertOut] = field(default_factory=list)
+
+    def alert(self, level: str, kind: str, text: str, subject: str = "gateway") -> None:
+        """Tell people: published on the alerts topic (held until the MQTT client exists)."""
+        out = alert(AlertLevel(level), kind, subject, text, self.clock.now())
+        if hasattr(self, "bridge"):
+            self.bridge.send(out)
+        else:
+            self._early_alerts.append(out)
+
+    def send_early_alerts(self) -> None:
+        """Publish the alerts raised before the MQTT client existed."""
+        early, self._early_alerts = self._early_alerts, []
+        for out in early:
+            self.bridge.send(out)
+
+    def status(self, state: DeviceState) -> bytes:
+        """The gateway's own retained status message."""
+        cfg = self.cfg
+        now = self.clock.now()
+        return encode(DeviceStatus(device=cfg.client_id, state=state, role="gateway", at=now))
+
+    @property
+    def status_topic(self) -> str:
+        """Where the gateway's own status is retained."""
+        return f"rst/{self.cfg.site.id}/device/{self.cfg.client_id}/status"
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a message the gateway gave up on, and tell people (before it is acknowledged)."""
+        self.dead_letters.record(letter)
+        text = (
+            f"a message on {letter.topic} could not be handled after {letter.attempts} "
+            f"attempts ({letter.error}); it is kept in {self.dead_letters.path}"
+        )
+        self.alert("critical", "dead_letter", text, subject=letter.owner)
