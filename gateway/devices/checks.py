@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gateway.config import DeviceInstance, SiteConfig
     from gateway.devices.profile import Profile
 
-__all__ = ["check_devices"]
+__all__ = ["check_devices", "read_notes"]
 
 
 def check_devices(
@@ -82,6 +82,33 @@ def check_devices(
     problems += check_device_writes(profiles, cfg.devices)
     problems += check_actions(cfg.appliance_actions, cfg, profiles)
     return problems
+
+
+def read_notes(cfg: SiteConfig, profiles: Mapping[str, Profile] | None = None) -> list[str]:
+    """Notes (not problems) on the site's Modbus profiles: merged reads across undefined registers.
+
+    A read that spans registers no point defines works on a device that answers them and is
+    refused with exception 2 by one that does not; the gateway then reads around them, so this
+    is no error, but ``gateway check-config`` can show it before a device does.
+
+    Returns:
+        One line per such read of each profile a device of the site uses, with the fix.
+    """
+    # Imported here: the register-map module is only needed for these notes.
+    from gateway.devices.docs import spanned_holes  # noqa: PLC0415
+    from gateway.devices.sparse import ranges  # noqa: PLC0415
+
+    if profiles is None:
+        profiles = _load(cfg)[0]
+    used = sorted({d.profile for d in cfg.devices if d.profile in profiles})
+    return [
+        f"profile {pid}: the read of {b.table.value} {b.start}..{b.start + b.count - 1} "
+        f"(every {interval:g} s) spans {ranges(gaps)}, which no point defines; a device that "
+        f"refuses them is read around them (max_gap = 0 under [modbus] saves the first refusal)"
+        for pid in used
+        if profiles[pid].profile.protocol == "modbus"
+        for interval, b, gaps in spanned_holes(profiles[pid])
+    ]
 
 
 def _load(cfg: SiteConfig) -> tuple[dict[str, Profile], list[ConfigProblem]]:

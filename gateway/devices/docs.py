@@ -6,6 +6,11 @@ writable ranges, and the read requests the gateway will send, so a controller th
 across undefined registers can be spotted before it is on site. MQTT sensor-node profiles get
 their payload fields and an example message instead.
 
+The profile validator's part is :func:`spanned_holes`: the merged reads that read through
+registers no point defines. Many controllers refuse such a read with exception 2; the gateway
+then learns the device's map and reads around them (``gateway.devices.sparse``), but a profile
+author sees them here first, with the fix (``max_gap`` under ``[modbus]``).
+
 The output is plain text (fits a terminal, a README or an e-mail) and deterministic: the same
 profile always renders to the same bytes, so tests compare it and a diff shows a profile change.
 """
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING
 from gateway.contract import Telemetry
 from gateway.devices.plan import plan_reads
 from gateway.devices.profile import PointType
+from gateway.devices.sparse import covered_registers, holes, ranges
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,6 +35,34 @@ if TYPE_CHECKING:
 
 # 1-based "Modicon" references of address 0, which device manuals often use instead.
 _REFERENCE_BASE = {"holding": "40001", "input": "30001", "coil": "00001", "discrete": "10001"}
+
+
+def spanned_holes(profile: Profile) -> list[tuple[float, ReadBlock, list[int]]]:
+    """The merged reads of a Modbus profile that span registers no point defines.
+
+    Returns:
+        ``(poll interval, read, its holes)`` for each such read, in the order of the register
+        map's read requests; empty for an MQTT profile or one whose reads have no holes.
+    """
+    s = profile.settings
+    covered = covered_registers(profile.points)
+    found = []
+    for interval, points in _by_interval(profile):
+        for block in plan_reads(points, s):
+            gaps = holes(block, covered[block.table])
+            if gaps:
+                found.append((interval, block, gaps))
+    return found
+
+
+def _by_interval(profile: Profile) -> list[tuple[float, list[ModbusPoint]]]:
+    # Points are polled in groups of one interval each, and each group is planned on its own,
+    # as the device service does; so these are the requests a device will actually see.
+    s = profile.settings
+    by_interval: dict[float, list[ModbusPoint]] = {}
+    for p in profile.points:
+        by_interval.setdefault(p.poll_s or s.poll_s, []).append(p)
+    return sorted(by_interval.items())
 
 
 def register_map(profile: Profile) -> str:
@@ -87,14 +121,22 @@ def _modbus_part(profile: Profile) -> list[str]:
         lines += ["", "Notes"]
         lines += [f"  {p.id}: {p.description}" for p in described]
     lines += ["", "Read requests, one per line (a site may set its own poll interval per device)"]
-    # Points are polled in groups of one interval each, and each group is planned on its own,
-    # as the device service does; so these are the requests a device will actually see.
-    by_interval: dict[float, list[ModbusPoint]] = {}
-    for p in profile.points:
-        by_interval.setdefault(p.poll_s or s.poll_s, []).append(p)
-    for interval, points in sorted(by_interval.items()):
+    for interval, points in _by_interval(profile):
         lines.append(f"  every {_num(interval)} s")
         lines += [f"    {_block_text(b)}" for b in plan_reads(points, s)]
+    spanned = spanned_holes(profile)
+    if spanned:
+        lines += [
+            "",
+            "Reads through registers no point defines (a controller that refuses them answers",
+            "exception 2: the gateway then reads around them; max_gap below the smallest of",
+            "these, or 0, saves that first refusal)",
+        ]
+        lines += [
+            f"  every {_num(interval)} s: {b.table.value} {b.start}..{b.start + b.count - 1} "
+            f"reads through {ranges(gaps)}"
+            for interval, b, gaps in spanned
+        ]
     return lines
 
 

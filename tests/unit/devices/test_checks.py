@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.config import SiteConfig
-from gateway.devices.checks import check_devices
+from gateway.devices.checks import check_devices, read_notes
 from gateway.errors import ConfigError
 from gateway.site_file import parse_site
 
@@ -112,3 +112,17 @@ def test_a_missing_profile_directory_and_a_broken_profile_file_are_problems(
 def test_no_devices_means_no_profile_loading() -> None:
     cfg = SiteConfig.model_validate(site([]))
     assert check_devices(cfg) == []
+
+
+def test_the_site_check_notes_merged_reads_across_undefined_registers() -> None:
+    cfg = parse_site(site([
+        {"id": "fryer1", "profile": "fryer-2vat", "host": "10.0.0.5"},
+        {"id": "fryer2", "profile": "fryer-2vat", "host": "10.0.0.5", "unit": 2},
+        {"id": "tank", "profile": "tank-level", "host": "10.0.0.6"},
+    ]))  # fmt: skip
+    note = (
+        "profile fryer-2vat: the read of holding 0..11 (every 1 s) spans 2..9, which no point "
+        "defines; a device that refuses them is read around them (max_gap = 0 under [modbus] "
+        "saves the first refusal)"
+    )
+    assert read_notes(cfg) == [note]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.contract import Telemetry
-from gateway.devices.docs import register_map
+from gateway.devices.docs import register_map, spanned_holes
 from gateway.devices.profile import BUILTIN_PROFILES, Profile, load_profile
 
 if TYPE_CHECKING:
@@ -101,6 +101,11 @@ Read requests, one per line (a site may set its own poll interval per device)
     discrete 3..3 (0x0003..0x0003), 1 bit: alarm
   every 60 s
     input 20..23 (0x0014..0x0017), 4 registers: tpm
+
+Reads through registers no point defines (a controller that refuses them answers
+exception 2: the gateway then reads around them; max_gap below the smallest of
+these, or 0, saves that first refusal)
+  every 1 s: holding 0..5 reads through 2..4
 """  # noqa: E501
 
 PROBE: dict[str, Any] = {
@@ -203,3 +208,38 @@ def test_every_shipped_profile_renders(path: Path) -> None:
     text = register_map(profile)
     ids = [p.id for p in profile.points] or [f.id for f in profile.fields]
     assert all(f"  {i} " in text for i in ids)
+
+
+#: Where each shipped profile's merged reads span registers no point defines (worked out by
+#: hand from the files; a profile change that adds or removes one must update this).
+SHIPPED_HOLES = {
+    "combi-oven": ["every 2 s: input 0..8 reads through 6"],
+    "fryer-2vat": ["every 1 s: holding 0..11 reads through 2..9"],
+    "scale-4ch": ["every 1 s: input 0..17 reads through 9"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(BUILTIN_PROFILES.glob("*.toml")), ids=lambda p: p.stem)
+def test_the_validator_names_every_merged_read_across_undefined_registers(path: Path) -> None:
+    profile = load_profile(path)
+    text = register_map(profile)
+    want = SHIPPED_HOLES.get(profile.profile.id, [])
+    section = "Reads through registers no point defines"
+    assert (section in text) == bool(want)
+    got = text.split(section)[1].splitlines()[3:] if want else []
+    assert [line.strip() for line in got if line.strip()] == want
+    # And independently of the text: every register of every merged read is some point's,
+    # except exactly the ones named.
+    covered = {
+        (p.table, a) for p in profile.points for a in range(p.address, p.address + p.registers)
+    }
+    named = {(b.table, a) for _, b, gaps in spanned_holes(profile) for a in gaps}
+    if profile.profile.protocol == "modbus":
+        from gateway.devices.plan import plan_reads  # noqa: PLC0415
+
+        spans = set()
+        for interval in {p.poll_s or profile.settings.poll_s for p in profile.points}:
+            group = [p for p in profile.points if (p.poll_s or profile.settings.poll_s) == interval]
+            for b in plan_reads(group, profile.settings):
+                spans |= {(b.table, a) for a in range(b.start, b.start + b.count)}
+        assert spans - covered == named
