@@ -14,7 +14,9 @@ Two kinds of writer touch a bank:
   and values inside the profile's write range. A refused write changes nothing.
 
 Reads (:meth:`RegisterBank.read`) may span unused registers between points, as the gateway's read
-planner does; a read past the highest defined address of a table is an illegal address.
+planner does; a read past the highest defined address of a table is an illegal address. A
+``sparse`` bank is what most real controllers are: any read touching a register no point covers
+is an illegal address (exception 2).
 """
 
 from __future__ import annotations
@@ -65,8 +67,12 @@ class RegisterBank:
         writes: the last gateway writes as ``(point id, value)``, oldest first.
     """
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, *, sparse: bool = False) -> None:
         """Lay the tables out: each spans address 0 to the profile's highest address in it.
+
+        Args:
+            profile: the profile the layout comes from.
+            sparse: refuse reads that touch a register no point covers, as most controllers do.
 
         Raises:
             ValueError: the profile is not a Modbus profile.
@@ -85,6 +91,7 @@ class RegisterBank:
         for p in profile.points:
             for a in range(p.address, p.address + p.registers):
                 self._owners.setdefault((p.table, a), []).append(p)
+        self._sparse = sparse
         self._stuck: set[str] = set()
         self._listeners: list[Callable[[str, Value], None]] = []
         self.writes: deque[tuple[str, Value]] = deque(maxlen=WRITE_LOG_SIZE)
@@ -178,6 +185,10 @@ class RegisterBank:
         """Raw words (or 0/1 bits) from ``address``; None if any of them is out of range."""
         data = self._tables[table]
         if count < 1 or address < 0 or address + count > len(data):
+            return None
+        if self._sparse and any(
+            (table, a) not in self._owners for a in range(address, address + count)
+        ):
             return None
         return data[address : address + count]
 

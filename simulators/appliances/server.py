@@ -87,6 +87,8 @@ class SimulatedAppliance(Service):
         physics: False serves static registers (set them with ``bank.set``).
         faults: a schedule of faults, times relative to entering.
         model_options: keyword arguments for the model (``ambient_c``, ``hot`` for fryers ...).
+        sparse: define only the registers of the profile's points, as most real controllers do:
+            a read that touches any other one is refused with exception 2.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class SimulatedAppliance(Service):
         physics: bool = True,
         faults: Sequence[FaultWindow] = (),
         model_options: dict[str, Any] | None = None,
+        sparse: bool = False,
     ) -> None:
         """Lay out the registers and build the physics; nothing listens until ``async with``.
 
@@ -118,7 +121,7 @@ class SimulatedAppliance(Service):
         self.unit = unit
         self.speed = speed
         self.tick_s = tick_s
-        self.bank = RegisterBank(profile)
+        self.bank = RegisterBank(profile, sparse=sparse)
         self._model = model_for(self.bank, **(model_options or {})) if physics else None
         self.physics_running = physics
         self._faults = tuple(faults)

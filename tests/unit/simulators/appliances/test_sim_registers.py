@@ -157,3 +157,11 @@ def test_any_freezer_setpoint_inside_the_range_is_accepted(value: float) -> None
     bank = RegisterBank(FREEZER)
     words = encode_point(FREEZER.point("setpoint"), value, FREEZER.settings)  # type: ignore[arg-type]
     assert bank.write(Table.HOLDING, 0, words) is WriteResult.OK
+
+
+def test_a_sparse_bank_refuses_reads_that_touch_an_undefined_register() -> None:
+    bank = RegisterBank(PROFILES["fryer-2vat"], sparse=True)
+    assert bank.read(Table.HOLDING, 0, 2) == [0, 0]
+    assert bank.read(Table.HOLDING, 10, 2) == [0, 0]
+    assert bank.read(Table.HOLDING, 0, 12) is None  # 2..9 are nobody's: exception 2
+    assert bank.read(Table.INPUT, 100, 17) is not None  # one vat's contiguous block
