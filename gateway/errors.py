@@ -27,7 +27,8 @@ store that calls the library.
     ├── CodecError               (devices.codec) a value does not fit a point's registers
     │                            (carries point); also a ValueError
     └── DeviceError              a Modbus device could not be read or written (carries device)
-        ├── DeviceTimeout        no answer within the request timeout (carries timeout_s)
+        ├── DeviceTimeout        no answer within the request timeout (carries timeout_s,
+        │                        late_s)
         ├── DeviceUnavailable    no connection to the device (carries reason)
         └── DeviceRefused        a Modbus exception response (carries code and function)
 
@@ -196,12 +197,16 @@ class DeviceTimeout(DeviceError):
 
     Attributes:
         timeout_s: the timeout that expired.
+        late_s: when the device answered an earlier request after its timeout (a slow device,
+            not a dead one), how long that answer took; None when no late answer was seen.
     """
 
-    def __init__(self, device: str, timeout_s: float) -> None:
-        """Keep the device and the timeout."""
+    def __init__(self, device: str, timeout_s: float, late_s: float | None = None) -> None:
+        """Keep the device, the timeout and the last late answer's time."""
         self.timeout_s = timeout_s
-        super().__init__(device, f"no answer within {timeout_s:g} s")
+        self.late_s = late_s
+        late = "" if late_s is None else f" (it answered an earlier request after {late_s:.2f} s)"
+        super().__init__(device, f"no answer within {timeout_s:g} s{late}")
 
 
 class DeviceUnavailable(DeviceError):

@@ -25,6 +25,11 @@ it since it opened has been silent too: behind a Modbus TCP-to-RTU gateway one d
 its several poll jobs, timing out back to back) must not cut its neighbours off. A gateway's
 exception answer (10, 11) is an answer, so it never counts as silence.
 
+An answer that arrives after its request timed out is seen as it arrives (the client's
+``trace_packet`` hook: its transaction id is one that timed out) and its time is handed to the
+unit's next timeout (``DeviceTimeout.late_s``): the poller then knows the device is slow, not
+dead, and waits longer for it (``gateway.devices.pace``).
+
 A one-register write refused with exception 1 (illegal function) is sent again once as function
 16: some devices implement only 16, others only 6.
 
@@ -67,10 +72,20 @@ log = logging.getLogger(__name__)
 # first, or pymodbus would count "no response" itself and close the connection.
 _LIBRARY_TIMEOUT_S = 3600.0
 
+# Requests remembered for matching a late answer to its unit and send time.
+_TIDS_KEPT = 16
+# A Modbus TCP header: transaction id (2 bytes), protocol (2), length (2), unit id (1).
+_MBAP_LEN = 7
+
 # pymodbus logs every failed connect attempt (a line per retry for as long as a device is off)
 # and every late answer to a request we timed out. This module says once that a connection went
 # down and once that it is back (STYLE.md 7), so those lines are demoted to DEBUG.
-_EXPECTED = ("Failed to connect", "Repeating", "ERROR: request ask for transaction_id")
+_EXPECTED = (
+    "Failed to connect",
+    "Repeating",
+    "ERROR: request ask for transaction_id",
+    "ERROR: received pdu without a corresponding request",  # a slow device's late answer
+)
 
 
 _PYMODBUS_LOG = logging.getLogger("pymodbus.logging")
@@ -175,6 +190,12 @@ class ModbusConnection:
         self._silent = 0
         self._heard: set[int] = set()  # units that answered since the connection opened
         self._silent_units: set[int] = set()  # units silent since the last answer
+        # Transaction id -> (unit, loop time sent) of the last few requests; the ids of those
+        # that timed out; per unit, how long its last late answer took.
+        self._sent: dict[int, tuple[int, float]] = {}
+        self._last_tid: int | None = None
+        self._timed_out: set[int] = set()
+        self._late: dict[int, float] = {}
         self.stats = ConnectionStats()
 
     @property
@@ -302,7 +323,10 @@ class ModbusConnection:
                 rsp = await self._timed(send, client, timeout_s)
             except TimeoutError:
                 self._no_answer(unit)
-                raise DeviceTimeout(device, timeout_s) from None
+                if self._last_tid is not None:
+                    self._timed_out.add(self._last_tid)
+                    self._timed_out &= self._sent.keys()  # bounded: only ids still remembered
+                raise DeviceTimeout(device, timeout_s, self._late.pop(unit, None)) from None
             except ConnectionException as exc:
                 self._lost(exc.string)
                 raise DeviceUnavailable(device, exc.string) from None
@@ -314,6 +338,7 @@ class ModbusConnection:
         self._silent = 0
         self._silent_units.clear()
         self._heard.add(unit)
+        self._late.pop(unit, None)  # answered in time: what was late is old news
         self.stats.requests += 1
         if rsp.isError():
             self.stats.refused += 1
@@ -375,6 +400,7 @@ class ModbusConnection:
             reconnect_delay=0,  # reconnecting is ours, with backoff, inside our tasks
             retries=0,
             timeout=_LIBRARY_TIMEOUT_S,
+            trace_packet=self._trace_packet,
         )
         why = f"cannot connect to {self.name}"
         try:
@@ -412,6 +438,24 @@ class ModbusConnection:
         if not self._down:
             log.warning("Modbus connection to %s lost: %s", self.name, reason)
             self._down = True
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """See each frame go out and come in (pymodbus' hook; ``data`` is passed on unchanged)."""
+        if len(data) < _MBAP_LEN:
+            return data
+        tid = int.from_bytes(data[0:2], "big")
+        now = asyncio.get_running_loop().time()
+        if sending:
+            self._last_tid = tid
+            self._sent[tid] = (data[6], now)
+            if len(self._sent) > _TIDS_KEPT:
+                del self._sent[next(iter(self._sent))]
+        elif tid in self._timed_out:
+            self._timed_out.discard(tid)
+            sent = self._sent.get(tid)
+            if sent is not None:
+                self._late[sent[0]] = now - sent[1]
+        return data
 
     def _no_answer(self, unit: int) -> None:
         self.stats.timeouts += 1

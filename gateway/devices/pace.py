@@ -10,7 +10,10 @@ it can take. :class:`Pace` adapts the request timeout of one device to its measu
   dead; a second timeout in a row forgets the answers and goes back to the profile's timeout,
   so a device that died costs its neighbours on a shared connection only that timeout per
   backoff period, never the cap;
-* a device that never answered keeps the profile's timeout.
+* a device that never answered keeps the profile's timeout, unless an answer came after its
+  timeout (the connection sees it arrive: ``DeviceTimeout.late_s``): that answer time counts
+  like any other, so a controller slower than the profile's timeout on *every* request is
+  still found out, while a dead one never is.
 """
 
 from __future__ import annotations
@@ -54,8 +57,16 @@ class Pace:
         self._answers.append(seconds)
         self.timeout_s = min(self.cap_s, max(self.base_s, 2.0 * max(self._answers)))
 
-    def timed_out(self) -> None:
-        """A request got no answer within ``timeout_s``."""
+    def timed_out(self, late_s: float | None = None) -> None:
+        """A request got no answer within ``timeout_s``.
+
+        Args:
+            late_s: how long an earlier request's answer took that came after its timeout,
+                if one did: the device is slow, not silent.
+        """
+        if late_s is not None:
+            self.answered(late_s)
+            return
         self._timeouts += 1
         if self._timeouts == 1 and self._answers:
             self.timeout_s = min(self.cap_s, 2.0 * self.timeout_s)

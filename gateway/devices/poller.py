@@ -408,10 +408,16 @@ class Poller:
                 stats.refused += 1
                 return await self._probe(job, block, values, stats, learnt)
             if what is Policy.UNSUPPORTED:
+                # The function is missing, not an address: every point of that table of the
+                # device (all of its jobs) is named at once.
                 stats.refused += 1
                 device_map = self.maps.setdefault(job.device, DeviceMap())
-                new = device_map.add_undefined(block.points, err.code)
-                learnt += [p for p in block.points if p.id in new]
+                table = [
+                    p for j in self._jobs if j.device == job.device
+                    for p in j.points if p.table is block.table
+                ]  # fmt: skip
+                new = device_map.add_undefined(table, err.code)
+                learnt += [p for p in table if p.id in new]
                 return bool(new)
             raise
         errors = decoder.decode_into(words, values)
@@ -459,8 +465,8 @@ class Poller:
                 block.table, block.start, block.count,
                 unit=job.unit, device=job.device, timeout_s=pace.timeout_s,
             )  # fmt: skip
-        except DeviceTimeout:
-            pace.timed_out()
+        except DeviceTimeout as err:
+            pace.timed_out(err.late_s)
             self.stats[job.device].timeout_s = pace.timeout_s
             raise
         except DeviceRefused:

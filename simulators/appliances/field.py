@@ -65,15 +65,21 @@ class Quirks:
         codes: ``(table, address)`` -> code for any request touching that address;
             ``(table, None)`` -> code for any request to that table; ``(None, None)`` -> code
             for every request (a faulty device, or a gateway's 10/11 for its unit).
+        writes: like ``codes``, for writes only (3: a value the device will not take).
         busy: the next requests answered with exception 6 (counts down).
         requests: requests seen (refused or not).
     """
 
     def __init__(
-        self, codes: Mapping[tuple[Table | None, int | None], int] | None = None, *, busy: int = 0
+        self,
+        codes: Mapping[tuple[Table | None, int | None], int] | None = None,
+        *,
+        writes: Mapping[tuple[Table | None, int | None], int] | None = None,
+        busy: int = 0,
     ) -> None:
-        """Answer ``codes``, and ``busy`` for the next ``busy`` requests."""
+        """Answer ``codes`` (``writes`` for writes), and busy for the next ``busy`` requests."""
         self.codes = dict(codes or {})
+        self.writes = dict(writes or {})
         self.busy = busy
         self.requests = 0
 
@@ -84,7 +90,7 @@ class Quirks:
         address: int,
         count: int,
         _registers: list[int],
-        _values: list[int] | list[bool] | None,
+        values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         """The ``SimDevice.action`` hook: None to answer normally, else the exception."""
         self.requests += 1
@@ -92,12 +98,13 @@ class Quirks:
             self.busy -= 1
             return ExcCodes.DEVICE_BUSY
         table = _FUNCTION_TABLE.get(function_code)
-        for a in range(address, address + count):
-            if (table, a) in self.codes:
-                return ExcCodes(self.codes[table, a])
-        for key in ((table, None), (None, None)):
-            if key in self.codes:
-                return ExcCodes(self.codes[key])
+        for codes in (self.codes, self.writes) if values is not None else (self.codes,):
+            for a in range(address, address + count):
+                if (table, a) in codes:
+                    return ExcCodes(codes[table, a])
+            for key in ((table, None), (None, None)):
+                if key in codes:
+                    return ExcCodes(codes[key])
         return None
 
 
