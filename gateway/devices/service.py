@@ -295,6 +295,14 @@ class DeviceService(Service):
                 log.warning("cannot keep device maps in %s: %s", self._maps_path, err)
                 self._maps_failed = True
 
+    def faulty(self) -> frozenset[str]:
+        """Devices reporting their own failure (Modbus exception 4) now: a person must act.
+
+        Each one is also degraded or offline with that reason, counted in
+        ``DeviceStats.faults`` and logged once when it starts.
+        """
+        return frozenset().union(*(p.faulty for p in self._pollers))
+
     def device_maps(self) -> dict[str, DeviceMap]:
         """What each device was found to refuse (devices with nothing learnt are absent)."""
         return {d: m for d, m in self._maps.items() if m}

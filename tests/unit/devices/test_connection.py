@@ -293,3 +293,38 @@ def test_a_register_write_the_device_lacks_function_6_for_is_sent_as_16() -> Non
         assert Fake.made[0].requests == [("write", 4), ("write16", 4)]
 
     run(main())
+
+
+def mbap(tid: int, unit: int) -> bytes:
+    return tid.to_bytes(2, "big") + b"\x00\x00\x00\x06" + bytes([unit]) + b"\x03\x00\x00\x00\x01"
+
+
+def test_an_answer_after_its_timeout_tells_the_next_timeout_the_device_is_slow() -> None:
+    sent: list[int] = []
+
+    async def respond(fake: Fake, *_: Any) -> Any:
+        # What pymodbus does: the frame goes out through the hook, then the answer is awaited.
+        sent.append(len(sent) + 1)
+        c._trace_packet(sending=True, data=mbap(sent[-1], 3))
+        await asyncio.sleep(10)
+
+    c = conn(silent_limit=10)
+
+    async def main() -> None:
+        Fake.respond = respond
+        await c.connect()
+        with pytest.raises(DeviceTimeout) as first:
+            await c.read(Table.HOLDING, 0, 1, unit=3, device="oven", timeout_s=0.05)
+        assert first.value.late_s is None  # nothing known yet: maybe dead
+        await asyncio.sleep(0.05)
+        c._trace_packet(sending=False, data=mbap(sent[-1], 3))  # its answer, after the timeout
+        with pytest.raises(DeviceTimeout) as second:
+            await c.read(Table.HOLDING, 0, 1, unit=3, device="oven", timeout_s=0.05)
+        assert second.value.late_s is not None
+        assert 0.09 <= second.value.late_s < 0.5  # sent, 0.05 s timeout, 0.05 s more
+        assert "answered an earlier request after" in second.value.detail
+        with pytest.raises(DeviceTimeout) as third:  # no late answer to that one: silent again
+            await c.read(Table.HOLDING, 0, 1, unit=3, device="oven", timeout_s=0.05)
+        assert third.value.late_s is None
+
+    run(main())

@@ -480,3 +480,23 @@ def test_a_sparse_device_is_learnt_once_said_once_and_remembered_across_a_restar
     run(main(second))
     assert set(second.conn().reads) == {(1, 0), (1, 10)}
     assert caplog.records == []
+
+
+def test_a_device_reporting_its_own_failure_is_named_until_it_reads_again() -> None:
+    rig = Rig(oven("oven1", 1), oven("oven2", 2))
+    conn = rig.conn()
+    conn.refused[1, 0] = 4
+
+    async def main() -> None:
+        async with rig.service as svc:
+            await rig.clock.run(3.0)
+            assert svc.faulty() == {"oven1"}
+            assert svc.availability("oven1") is DeviceState.OFFLINE  # after offline_after
+            assert svc.availability("oven2") is DeviceState.ONLINE
+            assert svc.poll_stats()["oven1"].faults >= 2
+            conn.refused = {}
+            await rig.clock.run(10.0)  # its backoff, then a full poll
+            assert svc.faulty() == frozenset()
+            assert svc.availability("oven1") is DeviceState.ONLINE
+
+    run(main())
