@@ -151,6 +151,7 @@ class Poller:
         timeout_cap_s: float = 2.0,
         maps: dict[str, DeviceMap] | None = None,
         learnt: LearntCallback | None = None,
+        fault: Callable[[str, str], None] | None = None,
     ) -> None:
         """Prepare; nothing is polled before :meth:`run`.
 
@@ -167,6 +168,8 @@ class Poller:
             maps: what devices were found to refuse, by device id (jobs are planned around
                 it now, and it is updated as more is learnt).
             learnt: called when a device's map gains something.
+            fault: called with the device and the reason when a device starts reporting its own
+                failure (exception 4); again only after a full poll in between.
         """
         self.connection = connection
         self._jobs = list(jobs)
@@ -176,6 +179,7 @@ class Poller:
         self._tick_s = tick_s
         self._rand = rand
         self._learnt = learnt
+        self._fault = fault
         self.maps = maps if maps is not None else {}
         self.stats = {job.device: DeviceStats() for job in self._jobs}
         self._pace: dict[str, Pace] = {}
@@ -388,6 +392,8 @@ class Poller:
             if job.device not in self._faulty:
                 self._faulty.add(job.device)
                 log.warning("device %s reports a device failure: %s", job.device, error)
+                if self._fault is not None and error is not None:
+                    self._fault(job.device, error.detail)
         elif error is None:
             self._faulty.discard(job.device)
         if error is None:

@@ -55,7 +55,7 @@ from gateway.errors import ConfigError, ConfigProblem, DeviceError
 from gateway.lifecycle import Service
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from gateway.clock import Clock
     from gateway.config import DeviceInstance, SiteConfig
@@ -139,6 +139,7 @@ class DeviceService(Service):
         *,
         connect: ConnectionFactory,
         tuning: Tuning | None = None,
+        on_fault: Callable[[str, str], None] | None = None,
     ) -> None:
         """Plan the connections and polls; nothing is opened before ``async with``.
 
@@ -153,6 +154,9 @@ class DeviceService(Service):
                 ``tuning`` (the gateway passes
                 :func:`gateway.devices.connection.modbus_connection`; tests pass fakes).
             tuning: timing knobs (defaults suit a kitchen).
+            on_fault: told ``(device, reason)`` once when a device starts reporting its own
+                failure (Modbus exception 4: it needs service), for an alert; the device is
+                also degraded or offline with that reason.
 
         Raises:
             ConfigError: a device names a profile that is not loaded, or a Modbus device has
@@ -213,6 +217,7 @@ class DeviceService(Service):
                 timeout_cap_s=t.timeout_cap_s,
                 maps=self._maps,
                 learnt=self._learnt,
+                fault=on_fault,
             )
             for key, job_list in jobs.items()
         ]

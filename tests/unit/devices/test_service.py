@@ -210,6 +210,7 @@ class Rig:
 
     def __init__(self, *devices: DeviceInstance, state: Path | None = None) -> None:
         self.clock = ManualClock()
+        self.faults: list[tuple[str, str]] = []
         self.outbox = Outbox()
         self.audit = Audit()
         self.connections: dict[tuple[str, int], FakeConnection] = {}
@@ -219,6 +220,7 @@ class Rig:
             site,  # type: ignore[arg-type]
             PROFILES, self.outbox, self.guard, self.audit,  # type: ignore[arg-type]
             self.clock, connect=self._connect, tuning=TUNING,
+            on_fault=lambda device, reason: self.faults.append((device, reason)),
         )  # fmt: skip
 
     def _connect(self, host: str, port: int, tuning: Tuning) -> FakeConnection:
@@ -491,6 +493,9 @@ def test_a_device_reporting_its_own_failure_is_named_until_it_reads_again() -> N
         async with rig.service as svc:
             await rig.clock.run(3.0)
             assert svc.faulty() == {"oven1"}
+            assert len(rig.faults) == 1  # told once, for an alert
+            assert rig.faults[0][0] == "oven1"
+            assert "exception 4" in rig.faults[0][1]
             assert svc.availability("oven1") is DeviceState.OFFLINE  # after offline_after
             assert svc.availability("oven2") is DeviceState.ONLINE
             assert svc.poll_stats()["oven1"].faults >= 2
