@@ -226,12 +226,13 @@ class Poller:
         read = 0
         error: DeviceError | None = None
         learnt: list[ModbusPoint] = []
-        changed = False
+        known = self.maps.get(job.device)
+        revision = -1 if known is None else known.revision
         if not job.blocks:
             error = DeviceError(job.device, "the device defines none of these points")
         for block, decoder in zip(job.blocks, job.decoders, strict=True):
             try:
-                got = await self._read_block(job, block, decoder, values, stats, learnt)
+                await self._read_block(job, block, decoder, values, stats, learnt)
             except DeviceRefused as err:
                 error = err
                 stats.refused += 1
@@ -241,13 +242,17 @@ class Poller:
             except DeviceError as err:
                 error = err  # no answer or no connection: the other reads would fare the same
                 break
-            changed |= got is not None
             read += 1
         now = self._clock.monotonic()
         stats.busy_s += now - start
+        device_map = self.maps.get(job.device)
+        if device_map is not None and device_map.revision != revision:
+            # Learnt something (maybe before another error cut the poll short): plan again.
+            if not device_map.readable(self._points(job.device)):
+                error, read = self._refuses_everything(job), 0
+            else:
+                self._replan(job.device, learnt)
         self._schedule(job, stats, error, read, now, start)
-        if changed:
-            self._replan(job.device, learnt)
         outcome = self._outcome(job, stats, error, read)
         self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
 
@@ -261,8 +266,8 @@ class Poller:
         values: dict[str, Value],
         stats: DeviceStats,
         learnt: list[ModbusPoint],
-    ) -> bool | None:
-        """Read one block into ``values``; None when read as planned, else whether it learnt.
+    ) -> None:
+        """Read one block into ``values``, learning the device's map if it is refused.
 
         A block refused with exception 2 (or 3) is probed at once (:class:`Probe`); one
         refused with exception 1 names its points unsupported. Other refusals are raised.
@@ -273,24 +278,21 @@ class Poller:
             what = policy(err.code)
             if what is Policy.SPLIT:
                 stats.refused += 1
-                return await self._probe(job, block, values, stats, learnt)
+                await self._probe(job, block, values, stats, learnt)
+                return
             if what is Policy.UNSUPPORTED:
                 # The function is missing, not an address: every point of that table of the
                 # device (all of its jobs) is named at once.
                 stats.refused += 1
                 device_map = self.maps.setdefault(job.device, DeviceMap())
-                table = [
-                    p for j in self._jobs if j.device == job.device
-                    for p in j.points if p.table is block.table
-                ]  # fmt: skip
+                table = [p for p in self._points(job.device) if p.table is block.table]
                 new = device_map.add_undefined(table, err.code)
                 learnt += [p for p in table if p.id in new]
-                return bool(new)
+                return
             raise
         errors = decoder.decode_into(words, values)
         if errors:
             self._undecodable(job, errors, stats)
-        return None
 
     async def _probe(
         self,
@@ -299,7 +301,7 @@ class Poller:
         values: dict[str, Value],
         stats: DeviceStats,
         learnt: list[ModbusPoint],
-    ) -> bool:
+    ) -> None:
         device_map = self.maps.setdefault(job.device, DeviceMap())
         probe = Probe(block, job.covered.get(block.table, frozenset()), device_map)
         try:
@@ -320,7 +322,6 @@ class Poller:
                 if errors:
                     self._undecodable(job, errors, stats)
             learnt += probe.undefined
-        return probe.learnt
 
     async def _request(self, job: PollJob, block: ReadBlock) -> list[int]:
         """One read, on the device's adapted timeout, timed (real seconds) for the next one."""
@@ -412,6 +413,27 @@ class Poller:
     def faulty(self) -> frozenset[str]:
         """Devices whose last polls ended with exception 4 (until a full poll)."""
         return frozenset(self._faulty)
+
+    def _points(self, device: str) -> list[ModbusPoint]:
+        return [p for j in self._jobs if j.device == device for p in j.points]
+
+    def _refuses_everything(self, job: PollJob) -> DeviceError:
+        """A device that refused every point: the unit id or the profile is wrong, not the map.
+
+        Nothing is learnt from it (a map saying "nothing" would stop it being read for good,
+        across restarts): the map is forgotten and the poll fails with the reason.
+        """
+        self.maps.pop(job.device, None)
+        for j in self._jobs:
+            if j.device == job.device:
+                j.replan(DeviceMap())
+        if (job.device, "") not in self._bad_points:
+            self._bad_points.add((job.device, ""))
+            log.warning(
+                "device %s refuses every point of its profile: check its unit id and profile",
+                job.device,
+            )
+        return DeviceError(job.device, "refuses every point (check its unit id and profile)")
 
     def _replan(self, device: str, undefined: list[ModbusPoint]) -> None:
         device_map = self.maps[device]

@@ -98,11 +98,13 @@ class DeviceMap:
         cuts: per table, addresses ``a`` such that no read may include both ``a - 1`` and ``a``.
         undefined: point id -> the exception code that showed the device lacks it (2: no such
             address; 1: the device does not support that table's function).
+        revision: counts what was learnt (so a caller sees a change without comparing maps).
     """
 
     avoid: dict[Table, set[int]] = field(default_factory=dict)
     cuts: dict[Table, set[int]] = field(default_factory=dict)
     undefined: dict[str, int] = field(default_factory=dict)
+    revision: int = field(default=0, compare=False)
 
     def __bool__(self) -> bool:
         """Whether anything was learnt."""
@@ -113,7 +115,9 @@ class DeviceMap:
         have = self.avoid.setdefault(table, set())
         before = len(have)
         have.update(addresses)
-        return len(have) > before
+        new = len(have) > before
+        self.revision += new
+        return new
 
     def add_cut(self, table: Table, address: int) -> bool:
         """Learn that no read may cross from ``address - 1`` to ``address``; True when new."""
@@ -121,6 +125,7 @@ class DeviceMap:
         if address in have:
             return False
         have.add(address)
+        self.revision += 1
         return True
 
     def add_undefined(self, points: Iterable[ModbusPoint], code: int) -> list[str]:
@@ -130,6 +135,7 @@ class DeviceMap:
             if p.id not in self.undefined:
                 self.undefined[p.id] = code
                 new.append(p.id)
+                self.revision += 1
             self.add_avoid(p.table, range(p.address, p.address + p.registers))
         return new
 

@@ -517,3 +517,25 @@ def test_a_slow_controller_is_read_at_the_rate_it_can_take() -> None:
     # Asked every 0.5 s, it takes up to 0.8 s: slots are skipped, the effective interval shown.
     assert stats.skipped > 0
     assert 0.6 < stats.interval_s < 1.1
+
+
+def test_a_device_refusing_every_point_fails_and_nothing_is_learnt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        told: list[str] = []
+        j = job()
+        p, sink = poller(
+            lambda *_: DeviceRefused("d1", 2, 3), [j], learnt=lambda d, _m, _n: told.append(d)
+        )
+        await p.poll(j, 0.0)
+        await p.poll(j, 10.0)
+        assert [s[1] for s in sink.polls] == [Outcome.FAILED, Outcome.FAILED]
+        assert "refuses every point" in sink.polls[0][2]
+        assert p.maps == {}  # a wrong unit id must not be remembered as "defines nothing"
+        assert told == []
+        assert [b.start for b in j.blocks] == [0, 10]  # planned as the profile says
+
+    caplog.set_level(logging.WARNING, logger="gateway.devices.poller")
+    run(main())
+    assert len(caplog.records) == 1
