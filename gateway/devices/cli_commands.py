@@ -348,6 +348,10 @@ async def read_device(cfg: SiteConfig, device_id: str, out: TextIO | None = None
         f"{max(took, 0.01):.2f} s",
         out,
     )
+    if all(p.id in reader.map.undefined for p in profile.points):
+        # Not a sparse map: a wrong unit id, or a profile of another device.
+        _say(f"{device.id} refuses every point: check its unit id and its profile", out)
+        return EXIT_ERROR
     for line in _fixes(reader.map, profile):
         _say(line, out)
     failed = any(r.error for pid, r in reader.rows.items() if pid not in reader.map.undefined)

@@ -346,3 +346,18 @@ def test_a_slow_controller_is_polled_at_the_rate_it_can_take(tmp_path: Path) -> 
     assert stats.interval_s > 0.5
     assert code == 0, text
     assert "slowest answer" in text
+
+
+def test_gateway_device_read_of_a_device_refusing_everything_says_check_the_unit(
+    tmp_path: Path,
+) -> None:
+    async def main() -> tuple[int, str]:
+        wrong = sparse_device(FRYER, 1, quirks=Quirks({(None, None): 2}))
+        async with ModbusGateway([wrong]) as gw:
+            cfg = site(tmp_path, [fryer("fryer-1", gw.port)])
+            out = io.StringIO()
+            return await read_device(cfg, "fryer-1", out), out.getvalue()
+
+    code, text = run(main())
+    assert code == 1
+    assert text.splitlines()[-1] == "fryer-1 refuses every point: check its unit id and its profile"
