@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from gateway.devices.connector import Connection, ConnectionFactory
     from gateway.devices.events import DeviceOutbox, ReadingsCallback
     from gateway.devices.guard import Approved, WriteGuard, WriteRequest
-    from gateway.devices.profile import ModbusPoint, Profile
+    from gateway.devices.profile import ModbusPoint, Profile, Table
     from gateway.devices.sparse import DeviceMap
 
 __all__ = ["DeviceService", "Tuning"]
@@ -92,8 +92,8 @@ def _interval(point: ModbusPoint, device: DeviceInstance, profile: Profile) -> f
     return max(point.poll_s, device.poll_s) if device.poll_s else point.poll_s
 
 
-def _regs(point: ModbusPoint) -> list[tuple[str, int]]:
-    return [(point.table.value, a) for a in range(point.address, point.address + point.registers)]
+def _regs(point: ModbusPoint) -> list[tuple[Table, int]]:
+    return [(point.table, a) for a in range(point.address, point.address + point.registers)]
 
 
 def _jobs(device: DeviceInstance, profile: Profile) -> list[PollJob]:
@@ -221,7 +221,11 @@ class DeviceService(Service):
             )
             for key, job_list in jobs.items()
         ]
-        self._told: dict[str, dict[str, object]] = {d: m.to_json() for d, m in self._maps.items()}
+        # Per device, the holes already said (those of a map loaded at start count as said).
+        self._told: dict[str, set[tuple[Table, int]]] = {
+            d: {(t, a) for t, addresses in m.avoid.items() for a in addresses}
+            for d, m in self._maps.items()
+        }
         self._fanout = Fanout(t.subscriber_buffer)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -268,8 +272,6 @@ class DeviceService(Service):
     def _learnt(self, device: str, device_map: DeviceMap, undefined: list[ModbusPoint]) -> None:
         """A poller learnt more of a device's map: say it once, with the fix; keep it."""
         profile = self._targets[device].profile.profile.id
-        before = self._told.get(device, {})
-        now = device_map.to_json()
         if undefined:
             ids = ", ".join(p.id for p in undefined)
             codes = sorted({device_map.undefined[p.id] for p in undefined})
@@ -278,20 +280,18 @@ class DeviceService(Service):
                 "fix: remove those [[points]] from profile %s",
                 device, ids, "/".join(map(str, codes)), profile,
             )  # fmt: skip
-        old_avoid = before.get("avoid", {})
-        assert isinstance(old_avoid, dict)
+        # Holes (registers no point covers) learnt since the last time: said once each.
+        told = self._told.setdefault(device, set())
         points = {a for p in self._targets[device].profile.points for a in _regs(p)}
-        for table, addresses in dict(now["avoid"]).items():
-            holes = {a for a in addresses if (table, a) not in points} - set(
-                old_avoid.get(table, [])
-            )
+        for table, addresses in sorted(device_map.avoid.items()):
+            holes = {a for a in addresses if (table, a) not in points and (table, a) not in told}
+            told.update((table, a) for a in holes)
             if holes:
                 log.warning(
                     "device %s refuses reads across %s registers %s: it is read around them; "
                     "fix: max_gap = 0 under [modbus] in profile %s saves the first refusal",
-                    device, table, ranges(holes), profile,
+                    device, table.value, ranges(holes), profile,
                 )  # fmt: skip
-        self._told[device] = now
         maps = {d: (self._targets[d].profile.profile.id, m) for d, m in self._maps.items()}
         try:
             save_maps(self._maps_path, maps)
