@@ -30,7 +30,8 @@ store that calls the library.
         ├── DeviceTimeout        no answer within the request timeout (carries timeout_s,
         │                        late_s)
         ├── DeviceUnavailable    no connection to the device (carries reason)
-        └── DeviceRefused        a Modbus exception response (carries code and function)
+        └── DeviceRefused        a Modbus exception response (carries code, function, and
+                                 the code's name and meaning)
 
 Classes drawn with a module in parentheses are defined there, next to the code that raises them
 (their callers import them from there); the others are defined here.
