@@ -20,7 +20,9 @@ class Tuning:
         connect_timeout_s: one connect attempt.
         reconnect_s: first and largest delay between connect attempts (doubling, jittered).
         backoff_max_s: cap of the delay between polls of a device that does not answer.
-        silent_limit: requests in a row without an answer before a connection is reopened.
+        silent_limit: requests in a row without an answer before a connection is reopened
+            (only once every unit heard on it has gone silent: one dead unit behind a Modbus
+            TCP gateway does not cut off the others).
         offline_after: failed polls in a row that make a device offline (degraded before).
         sensor_silence_s: an MQTT sensor node silent this long reads as offline.
         subscriber_buffer: readings buffered per subscriber before the oldest are dropped.
