@@ -29,9 +29,14 @@ async def plug_devices(w: Wiring) -> None:
     )
     bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
     guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
+    def fault(device: str, reason: str) -> None:
+        # A controller reporting its own failure (Modbus exception 4) needs a service engineer.
+        w.alert("warning", "device_fault", f"{device}: {reason}", subject=device)
+
     w.devices = DeviceService(
-        cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection
-    )
+        cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection,
+        on_fault=fault,
+    )  # fmt: skip
     w.device_bridge = bridge
     bridge.attach(w.devices.submit, w.dispatcher)
     await w.supervisor.enter(w.devices, "devices")

@@ -29,6 +29,7 @@ DIRECT = {
     "devices/audit.py": "the default wall clock for stamps when none is injected",
     "store/deadletters.py": "the default wall clock for stamps when none is injected",
     "store/sqlite.py": "commit stamps fall back to the wall clock when the caller gives none",
+    "devices/cli_commands.py": "gateway device read: a one-off command timing real answers",
     "devices/deadline.py": "the Modbus request timeout: I/O on the loop's clock, a hot path",
     "devices/connection.py": "the connection's reconnect backoff, on the loop's clock",
     "devices/poller.py": "turns the connection's loop-time retry into a wait from now",
