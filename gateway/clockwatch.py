@@ -267,6 +267,8 @@ class ClockWatch(Service):
         self.synchronised: bool | None = None
         self.since: datetime | None = None
         self.behind_records = False
+        #: Told about each step, after it is logged (the audit log marks its place with it).
+        self.on_step: list[Callable[[Step], None]] = []
 
     def uncertain(self) -> bool:
         """Whether a stamp taken now may be wrong: not synchronised, stepped, or behind.
@@ -305,6 +307,8 @@ class ClockWatch(Service):
             )
             log.warning("%s", text)
             self._alert("warning", "clock_step", text)
+            for hook in self.on_step:
+                hook(step)
         synced = self._sync().synchronised
         if synced != self.synchronised or self.since is None:
             was, self.synchronised, self.since = self.synchronised, synced, now

@@ -143,6 +143,28 @@ class AuditLog:
             "outcome": outcome,
             "detail": detail,
         }
+        self._append(entry)
+
+    def note_clock_step(self, size_s: float) -> None:
+        """Record that the wall clock jumped by ``size_s`` seconds, in the records' own order.
+
+        Records are ordered by their place in the file, not by their stamps: every record
+        above this one, back to the clock's last synchronisation, may carry a time off by up
+        to the step. A reader (a person, a report) sees that here rather than trusting them.
+
+        Raises:
+            AuditError: the line could not be written.
+        """
+        self._append(
+            {
+                "time": self._now().astimezone(UTC).isoformat(timespec="microseconds"),
+                "event": "clock_step",
+                "step_s": round(size_s, 3),
+                "detail": "the records above may carry a time off by up to this step",
+            }
+        )
+
+    def _append(self, entry: dict[str, object]) -> None:
         if self._time_uncertain():
             entry["time_uncertain"] = True
         # json escapes newlines inside strings, so the record is exactly one line.

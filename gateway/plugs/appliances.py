@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from gateway.errors import AuditError
+
 if TYPE_CHECKING:
+    from gateway.clockwatch import Step
     from gateway.wiring import Wiring
+
+log = logging.getLogger(__name__)
 
 
 async def plug_devices(w: Wiring) -> None:
@@ -27,6 +33,16 @@ async def plug_devices(w: Wiring) -> None:
         AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync, time_uncertain=w.time.uncertain),
         "audit",
     )
+    def mark_step(step: Step) -> None:
+        # The records above a step may carry times off by it: the log marks the place. One
+        # that cannot be written is not worth stopping the clock watch for: the audit log
+        # refuses appliance writes then anyway, and says why.
+        try:
+            audit.note_clock_step(step.size_s)
+        except AuditError as err:
+            log.warning("cannot mark the clock's step in the audit log: %s", err)
+
+    w.time.on_step.append(mark_step)
     bridge = DeviceBridge(cfg.site.id, w.mqtt, cfg.devices, profiles)
     guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
     def fault(device: str, reason: str) -> None:

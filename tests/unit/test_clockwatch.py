@@ -231,3 +231,31 @@ def test_status_says_whether_the_clock_is_synchronised_and_since_when(tmp_path: 
     assert "NOT synchronised" in unsynced[0]
     assert "fix:" in unsynced[0]
     assert "has not run here yet" in unsynced[1]
+
+
+def test_a_step_marks_its_place_in_the_audit_log(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    synced = KernelSync(synchronised=True, max_error_s=0.01)
+    watch = ClockWatch(clock, tmp_path / "clock.json", Alerts(), sync=lambda: synced)
+    with AuditLog(tmp_path / "audit.jsonl", now=clock.now, time_uncertain=watch.uncertain) as a:
+        watch.on_step.append(lambda step: a.note_clock_step(step.size_s))
+        request = WriteRequest("fryer-1", "vat1_set_temp", 175, "test")
+
+        async def main() -> None:
+            async with watch:
+                a.record(request, "refused", "before the step")
+                await clock.run(3)
+                clock.step_wall(-7200)
+                await clock.run(2)
+                a.record(request, "refused", "after the step")
+
+        asyncio.run(main())
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [x.get("detail") for x in lines][::2] == ["before the step", "after the step"]
+    assert lines[1]["event"] == "clock_step"
+    assert lines[1]["step_s"] == pytest.approx(-7200)
+    # The record after the step is stamped earlier than the one before: the file's order,
+    # and the marker between them, are what say which came first and which times to doubt.
+    assert lines[2]["time"] < lines[0]["time"]
+    assert lines[2]["time_uncertain"] is True
+    assert "time_uncertain" not in lines[0]
