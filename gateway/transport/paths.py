@@ -67,7 +67,10 @@ PATHS_ENV = "GATEWAY_MQTT_PATHS"
 Paths = Literal["fast", "paho"]
 
 # Measured with bench/routing (RESULTS.md, 2026-12-03): what paho's own paths cost the gateway.
-COST = "about 1.3x the CPU per order and about a third less throughput flat out"
+COST = (
+    "up to 2.4x the CPU per order and about 40 % fewer orders/s under load "
+    "(1.25x the CPU at 200 orders/s; bench/RESULTS.md, 2026-12-03)"
+)
 
 _HOOKS = ("_create_socket_connection", "_sock_close", "_sock_recv")
 _said: set[str] = set()  # what was already logged: each of these is said once per process
