@@ -453,7 +453,11 @@ class ModbusConnection:
         elif tid in self._timed_out:
             self._timed_out.discard(tid)
             sent = self._sent.get(tid)
-            if sent is not None:
+            # An exception reply (function byte with 0x80 set) is no answer to measure: a
+            # TCP-to-RTU gateway's late "target did not respond" (11) must not stretch a dead
+            # unit's timeout as a slow controller's answer would.
+            exception_reply = len(data) > _MBAP_LEN and data[_MBAP_LEN] & 0x80
+            if sent is not None and not exception_reply:
                 self._late[sent[0]] = now - sent[1]
         return data
 

@@ -47,7 +47,8 @@ def load_maps(path: Path, profiles: Mapping[str, str]) -> dict[str, DeviceMap]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
+        # Not UTF-8 (a damaged SD card, say) is as bad as unreadable: learn again, start.
         log.warning("cannot read %s (%s): device maps will be learnt again", path, err)
         return {}
     try:

@@ -70,6 +70,7 @@ monotonic too), on purpose:
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 import logging
 import random
@@ -181,6 +182,10 @@ class Poller:
         self._learnt = learnt
         self._fault = fault
         self.maps = maps if maps is not None else {}
+        # Devices that have answered with data (this run, or an earlier one that left a map):
+        # only their refusals teach anything. Before that, a refusal is as likely a wrong unit
+        # id or profile, and learning from it would save, and advise, the wrong "fix".
+        self._answered = {device for device, m in self.maps.items() if m}
         self.stats = {job.device: DeviceStats() for job in self._jobs}
         self._pace: dict[str, Pace] = {}
         for job in self._jobs:
@@ -228,6 +233,8 @@ class Poller:
         learnt: list[ModbusPoint] = []
         known = self.maps.get(job.device)
         revision = -1 if known is None else known.revision
+        fresh = job.device not in self._answered
+        before = copy.deepcopy(known) if fresh else None
         if not job.blocks:
             error = DeviceError(job.device, "the device defines none of these points")
         for block, decoder in zip(job.blocks, job.decoders, strict=True):
@@ -245,13 +252,7 @@ class Poller:
             read += 1
         now = self._clock.monotonic()
         stats.busy_s += now - start
-        device_map = self.maps.get(job.device)
-        if device_map is not None and device_map.revision != revision:
-            # Learnt something (maybe before another error cut the poll short): plan again.
-            if not device_map.readable(self._points(job.device)):
-                error, read = self._refuses_everything(job), 0
-            else:
-                self._replan(job.device, learnt)
+        error, read = self._settle_map(job, values, (fresh, before, revision), error, read, learnt)
         self._schedule(job, stats, error, read, now, start)
         outcome = self._outcome(job, stats, error, read)
         self._sink.polled(job.device, outcome, "" if error is None else error.detail, values)
@@ -360,7 +361,10 @@ class Poller:
             # Asked to come back later: soon, then less soon, never later than the interval,
             # and neither a failure nor a backoff.
             job.busy += 1
-            delay = min(_BUSY_FIRST_S * 2.0 ** (job.busy - 1), max(job.interval, _BUSY_FIRST_S))
+            # The exponent is capped: 2.0 ** 1024 is an OverflowError, and a controller can be
+            # busy for hours (an oven's self-clean, a firmware update).
+            doubling = 2.0 ** min(job.busy - 1, 30)
+            delay = min(_BUSY_FIRST_S * doubling, max(job.interval, _BUSY_FIRST_S))
             job.due = snap(now + delay, self._tick_s)
             job.last_start = None
             return
@@ -417,6 +421,67 @@ class Poller:
     def _points(self, device: str) -> list[ModbusPoint]:
         return [p for j in self._jobs if j.device == device for p in j.points]
 
+    def _settle_map(  # noqa: PLR0917 - one poll's state, passed down once
+        self,
+        job: PollJob,
+        values: dict[str, Value],
+        start_state: tuple[bool, DeviceMap | None, int],
+        error: DeviceError | None,
+        read: int,
+        learnt: list[ModbusPoint],
+    ) -> tuple[DeviceError | None, int]:
+        """Keep, or forget, what the poll learnt of the device's map; the poll's error and reads.
+
+        ``start_state`` is (had the device never answered, its map then, the map's revision).
+        """
+        fresh, before, revision = start_state
+        if values:
+            self._answered.add(job.device)
+        elif fresh and self._learnt_something(job.device, revision):
+            learnt.clear()
+            self._forget(job, before)
+            # A busy, faulty or unreachable device says so itself: that is the poll's error.
+            # Only refusals of addresses (what would have been learnt) say "check the unit id".
+            teaching = error is None or (
+                isinstance(error, DeviceRefused)
+                and policy(error.code) in (Policy.SPLIT, Policy.UNSUPPORTED)
+            )
+            return (self._never_answered(job) if teaching else error), 0
+        if self._learnt_something(job.device, revision):
+            # Learnt something (maybe before another error cut the poll short): plan again.
+            if not self.maps[job.device].readable(self._points(job.device)):
+                return self._refuses_everything(job), 0
+            self._replan(job.device, learnt)
+        return error, read
+
+    def _learnt_something(self, device: str, revision: int) -> bool:
+        device_map = self.maps.get(device)
+        return device_map is not None and device_map.revision != revision
+
+    def _forget(self, job: PollJob, before: DeviceMap | None) -> None:
+        """Forget what a poll that read nothing, of a device that never answered, taught."""
+        if before is None:
+            self.maps.pop(job.device, None)
+        else:
+            self.maps[job.device] = before
+        for j in self._jobs:
+            if j.device == job.device:
+                j.replan(before or DeviceMap())
+
+    def _never_answered(self, job: PollJob) -> DeviceError:
+        if (job.device, "") not in self._bad_points:
+            self._bad_points.add((job.device, ""))
+            log.warning(
+                "device %s refuses every point asked so far: check its unit id and profile "
+                "(nothing is learnt of its map until it answers)",
+                job.device,
+            )
+        return DeviceError(
+            job.device,
+            "refuses every point asked so far (check its unit id and profile); its map is "
+            "learnt once it answers",
+        )
+
     def _refuses_everything(self, job: PollJob) -> DeviceError:
         """A device that refused every point: the unit id or the profile is wrong, not the map.
 
@@ -424,9 +489,12 @@ class Poller:
         across restarts): the map is forgotten and the poll fails with the reason.
         """
         self.maps.pop(job.device, None)
+        self._answered.discard(job.device)
         for j in self._jobs:
             if j.device == job.device:
                 j.replan(DeviceMap())
+        if self._learnt is not None:
+            self._learnt(job.device, DeviceMap(), [])  # so the kept file forgets it too
         if (job.device, "") not in self._bad_points:
             self._bad_points.add((job.device, ""))
             log.warning(

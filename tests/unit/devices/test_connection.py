@@ -328,3 +328,29 @@ def test_an_answer_after_its_timeout_tells_the_next_timeout_the_device_is_slow()
         assert third.value.late_s is None
 
     run(main())
+
+
+def test_a_late_exception_reply_is_not_taken_for_a_slow_answer() -> None:
+    # A TCP-to-RTU gateway answers "target did not respond" (11) after its own serial timeout,
+    # maybe after ours: that says the unit is dead, not slow, so its timeout must not grow.
+    sent: list[int] = []
+
+    async def respond(fake: Fake, *_: Any) -> Any:
+        sent.append(len(sent) + 1)
+        c._trace_packet(sending=True, data=mbap(sent[-1], 3))
+        await asyncio.sleep(10)
+
+    c = conn(silent_limit=10)
+
+    async def main() -> None:
+        Fake.respond = respond
+        await c.connect()
+        with pytest.raises(DeviceTimeout):
+            await c.read(Table.HOLDING, 0, 1, unit=3, device="dead", timeout_s=0.05)
+        exception_11 = sent[-1].to_bytes(2, "big") + b"\x00\x00\x00\x03\x03\x83\x0b"
+        c._trace_packet(sending=False, data=exception_11)
+        with pytest.raises(DeviceTimeout) as second:
+            await c.read(Table.HOLDING, 0, 1, unit=3, device="dead", timeout_s=0.05)
+        assert second.value.late_s is None
+
+    run(main())

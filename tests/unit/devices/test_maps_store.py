@@ -56,3 +56,14 @@ def test_a_corrupt_file_is_ignored_with_one_warning(
     assert load_maps(path, {"a": "p"}) == {}
     assert len(caplog.records) == 1
     assert "learnt again" in caplog.records[0].getMessage()
+
+
+def test_a_file_that_is_not_utf8_is_ignored_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A damaged SD card: the gateway must still start, and learn the maps again.
+    path = tmp_path / "device_maps.json"
+    path.write_bytes(b'{"v": 1, "devices": {"a": \xff\xfe}}')
+    caplog.set_level(logging.WARNING, logger="gateway.devices.maps_store")
+    assert load_maps(path, {"a": "p"}) == {}
+    assert len(caplog.records) == 1

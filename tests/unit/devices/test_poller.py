@@ -446,6 +446,22 @@ def test_a_busy_device_is_asked_again_soon_and_that_is_no_failure(code: int) -> 
     run(main())
 
 
+def test_a_device_busy_for_hours_is_asked_at_its_interval_and_never_crashes_the_poller() -> None:
+    async def main() -> None:
+        j = job(interval=1.0)
+        clock = ManualClock()
+        p, _ = poller(lambda *_: DeviceRefused("d1", 6, 4), [j], clock)
+        for _ in range(1100):  # 2.0 ** 1024 would overflow: an OverflowError killed the task
+            await p.poll(j, clock.monotonic())
+            clock.advance(j.due - clock.monotonic())
+        assert j.due - clock.monotonic() == pytest.approx(0.0)
+        await p.poll(j, clock.monotonic())
+        assert j.due == pytest.approx(clock.monotonic() + 1.0)  # no later than the interval
+        assert j.failures == 0
+
+    run(main())
+
+
 @pytest.mark.parametrize("code", [10, 11])
 def test_a_unit_a_modbus_gateway_cannot_reach_is_unreachable_and_backed_off(code: int) -> None:
     async def main() -> None:
@@ -539,3 +555,35 @@ def test_a_device_refusing_every_point_fails_and_nothing_is_learnt(
     caplog.set_level(logging.WARNING, logger="gateway.devices.poller")
     run(main())
     assert len(caplog.records) == 1
+
+
+def test_nothing_is_learnt_from_a_device_that_never_answered_with_data() -> None:
+    # A wrong unit id looks like a device defining none of the points asked so far: the first
+    # job polled (here the 1 s one, whose points are all refused) must not teach "remove those
+    # points", nor be kept, until the device answers something.
+    fast = job(interval=1.0, points=[pt("a", 0), pt("b", 1)])
+    slow = job(interval=60.0, points=[pt("c", 10, table="input")])
+    refusing = [True]
+    told: list[list[str]] = []
+
+    def script(table: Table, start: int, count: int) -> list[int] | Exception:
+        if refusing[0] and table is Table.HOLDING:
+            return DeviceRefused("d1", 2, 3)
+        return ok(table, start, count)
+
+    async def main() -> None:
+        p, sink = poller(
+            script, [fast, slow], learnt=lambda _d, _m, new: told.append([x.id for x in new])
+        )
+        await p.poll(fast, 0.0)
+        assert told == []
+        assert "d1" not in p.maps
+        assert sink.polls[-1][1] is Outcome.FAILED
+        assert "unit id" in sink.polls[-1][2]
+        # Once it has answered (the slow job's input register), what it refuses is learnt.
+        await p.poll(slow, 1.0)
+        await p.poll(fast, 2.0)
+        assert told == [["a", "b"]]
+        assert set(p.maps["d1"].undefined) == {"a", "b"}
+
+    run(main())
