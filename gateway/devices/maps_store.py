@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["MAPS_FILE", "load_maps", "save_maps"]
+__all__ = ["MAPS_FILE", "load_maps", "maps_text", "save_maps", "write_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,8 @@ def _check_version(data: dict[str, object]) -> None:
         raise ValueError(f"version {data.get('v')!r}, not {_VERSION}")
 
 
-def save_maps(path: Path, maps: Mapping[str, tuple[str, DeviceMap]]) -> None:
-    """Write every device's map (device id -> (profile id, map)) atomically.
-
-    Raises:
-        OSError: the state directory cannot be written.
-    """
+def maps_text(maps: Mapping[str, tuple[str, DeviceMap]]) -> str:
+    """The file's content for every device's map (device id -> (profile id, map))."""
     data = {
         "v": _VERSION,
         "devices": {
@@ -86,11 +82,30 @@ def save_maps(path: Path, maps: Mapping[str, tuple[str, DeviceMap]]) -> None:
             if m
         },
     }
+    return json.dumps(data, indent=1) + "\n"
+
+
+def write_maps(path: Path, text: str) -> None:
+    """Write ``text`` (from :func:`maps_text`) atomically: a temporary file, fsynced, renamed.
+
+    Blocking (fsync): the service runs it on a thread, never on the event loop.
+
+    Raises:
+        OSError: the state directory cannot be written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+def save_maps(path: Path, maps: Mapping[str, tuple[str, DeviceMap]]) -> None:
+    """Write every device's map atomically (blocking; see :func:`write_maps`).
+
+    Raises:
+        OSError: the state directory cannot be written.
+    """
+    write_maps(path, maps_text(maps))

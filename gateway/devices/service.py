@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,7 +47,7 @@ from gateway.devices.events import DeviceReadings
 from gateway.devices.fanout import Fanout, Subscription
 from gateway.devices.gate import Priority
 from gateway.devices.guard import Refused
-from gateway.devices.maps_store import MAPS_FILE, load_maps, save_maps
+from gateway.devices.maps_store import MAPS_FILE, load_maps, maps_text, write_maps
 from gateway.devices.plan import plan_reads
 from gateway.devices.poller import DeviceStats, Poller, PollJob
 from gateway.devices.sparse import covered_registers, ranges
@@ -206,6 +207,11 @@ class DeviceService(Service):
         on_profile = {d: target.profile.profile.id for d, target in self._targets.items()}
         self._maps = load_maps(self._maps_path, on_profile)
         self._maps_failed = False
+        # The file's next content, written by the "maps" loop on a thread (it fsyncs: never on
+        # the event loop, which an SD card's fsync could stall for tens of milliseconds).
+        self._maps_unsaved: str | None = None
+        self._maps_dirty = asyncio.Event()
+        self._maps_lock = threading.Lock()
         self._pollers = [
             Poller(
                 connections[key],
@@ -238,6 +244,7 @@ class DeviceService(Service):
         for p in self._pollers:
             self.spawn(p.run(), f"poll:{p.connection.name}")
         self.spawn(self._fanout.run(), "fanout")
+        self.spawn(self._keep_maps(), "maps")
         up = sum(p.connection.connected for p in self._pollers)
         log.info(
             "device service ready: %d Modbus devices on %d connections (%d connected), "
@@ -249,6 +256,9 @@ class DeviceService(Service):
         """Close the connections (the pollers have stopped), say the devices are not watched."""
         for p in self._pollers:
             p.connection.close()
+        text, self._maps_unsaved = self._maps_unsaved, None
+        if text is not None:  # learnt after the last write: kept for next time
+            await asyncio.to_thread(self._write_maps, text)
         # A retained "online" would outlive us and mislead every screen that reads it.
         stopped = [a.stop("the gateway stopped polling it") for a in self._avail.values()]
         for change in stopped:
@@ -293,8 +303,25 @@ class DeviceService(Service):
                     device, table.value, ranges(holes), profile,
                 )  # fmt: skip
         maps = {d: (self._targets[d].profile.profile.id, m) for d, m in self._maps.items()}
+        # Serialised here, on the loop, so the thread writes a consistent snapshot.
+        self._maps_unsaved = maps_text(maps)
+        self._maps_dirty.set()
+
+    async def _keep_maps(self) -> None:
+        while True:
+            await self._maps_dirty.wait()
+            self._maps_dirty.clear()
+            # Taken here, on the loop: the thread never touches what the loop updates.
+            text, self._maps_unsaved = self._maps_unsaved, None
+            if text is not None:
+                await asyncio.to_thread(self._write_maps, text)
+
+    def _write_maps(self, text: str) -> None:
+        # One write at a time: a write cancelled at shutdown goes on in its thread, and the
+        # last one (stop's, the newest text) must land after it, not interleave with it.
         try:
-            save_maps(self._maps_path, maps)
+            with self._maps_lock:
+                write_maps(self._maps_path, text)
         except OSError as err:
             if not self._maps_failed:  # kept in memory; said once
                 log.warning("cannot keep device maps in %s: %s", self._maps_path, err)
