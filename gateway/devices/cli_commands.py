@@ -39,7 +39,7 @@ from gateway.devices.maps_store import MAPS_FILE, load_maps
 from gateway.devices.pace import Pace
 from gateway.devices.plan import plan_reads
 from gateway.devices.profile import PointType, load_profile, load_profiles
-from gateway.devices.refusals import Policy, policy
+from gateway.devices.refusals import Policy, policy, run_probe
 from gateway.devices.sparse import DeviceMap, Probe, covered_registers, ranges
 from gateway.devices.tuning import Tuning
 from gateway.errors import (
@@ -250,16 +250,12 @@ class _Reader:
 
     async def _probe(self, block: ReadBlock) -> None:
         probe = Probe(block, self._covered.get(block.table, frozenset()), self.map)
-        while (part := probe.next()) is not None:
-            try:
-                words = await self._read(part)
-            except DeviceRefused as err:
-                if policy(err.code) is not Policy.SPLIT:
-                    raise
-                probe.refused()
-                continue
-            probe.answered(words)
-            self._show(part, words)
+        try:
+            await run_probe(probe, self._read)
+        finally:
+            # What was read before another error ended the probe is shown all the same.
+            for part, words in probe.read:
+                self._show(part, words)
 
     async def _read(self, block: ReadBlock) -> list[int]:
         """One request; a busy device is asked again, a slow one gets one longer wait."""

@@ -87,7 +87,7 @@ from gateway.devices.jobs import (
     snap,
 )
 from gateway.devices.pace import Pace
-from gateway.devices.refusals import Policy, policy
+from gateway.devices.refusals import Policy, policy, run_probe
 from gateway.devices.sparse import DeviceMap, Probe
 from gateway.errors import DeviceError, DeviceRefused, DeviceTimeout, DeviceUnavailable
 
@@ -305,17 +305,12 @@ class Poller:
     ) -> None:
         device_map = self.maps.setdefault(job.device, DeviceMap())
         probe = Probe(block, job.covered.get(block.table, frozenset()), device_map)
+        async def read(part: ReadBlock) -> list[int]:
+            stats.split_reads += 1
+            return await self._request(job, part)
+
         try:
-            while (part := probe.next()) is not None:
-                stats.split_reads += 1
-                try:
-                    words = await self._request(job, part)
-                except DeviceRefused as err:
-                    if policy(err.code) is not Policy.SPLIT:
-                        raise
-                    probe.refused()
-                    continue
-                probe.answered(words)
+            await run_probe(probe, read)
         finally:
             # What was read and learnt before another error stays read and learnt.
             for part, words in probe.read:

@@ -27,8 +27,17 @@ code  name                        what the gateway does
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["Policy", "policy"]
+from gateway.errors import DeviceRefused
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.devices.plan import ReadBlock
+    from gateway.devices.sparse import Probe
+
+__all__ = ["Policy", "policy", "run_probe"]
 
 
 class Policy(StrEnum):
@@ -57,3 +66,20 @@ _POLICY = {
 def policy(code: int) -> Policy:
     """The policy for a read refused with Modbus exception ``code``."""
     return _POLICY.get(code, Policy.OTHER)
+
+
+async def run_probe(probe: Probe, read: Callable[[ReadBlock], Awaitable[list[int]]]) -> None:
+    """Drive ``probe`` to its end with ``read``: the poller's and ``gateway device read``'s loop.
+
+    An address refusal (exception 2 or 3) is the probe's to learn from; any other error ends
+    the probe and is raised, with what was read and learnt so far kept in ``probe``.
+    """
+    while (part := probe.next()) is not None:
+        try:
+            words = await read(part)
+        except DeviceRefused as err:
+            if policy(err.code) is not Policy.SPLIT:
+                raise
+            probe.refused()
+            continue
+        probe.answered(words)
