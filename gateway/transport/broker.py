@@ -8,6 +8,7 @@ Mosquitto; it is slower and speaks MQTT 3.1.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -26,7 +27,7 @@ from gateway.lifecycle import Service
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["EmbeddedBroker", "MosquittoProcess", "free_port"]
+__all__ = ["EmbeddedBroker", "MosquittoProcess", "free_port", "free_ports"]
 
 _LOOPBACK = "127.0.0.1"
 _INSTALL_HINT = "install it with `apt-get install mosquitto` (Debian/Ubuntu)"
@@ -42,6 +43,20 @@ def free_port() -> int:
         sock.bind((_LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` different TCP ports that are free on the loopback interface right now.
+
+    Calling ``free_port`` in a row can hand back the same port twice (each is released before the
+    next bind), so every socket is held until all are taken.
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                 for _ in range(count)]  # fmt: skip
+        for sock in socks:
+            sock.bind((_LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def _port_free(port: int) -> bool:

@@ -30,7 +30,7 @@ from gateway.devices.guard import Approved, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import load_profiles
 from gateway.devices.service import DeviceService, Tuning
 from gateway.site_file import load_site, parse_site
-from gateway.transport.broker import free_port
+from gateway.transport.broker import free_port, free_ports
 from gateway.transport.mqtt import InboundMessage, MqttClient
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def p95(xs: list[float]) -> float:
 
 
 def test_nineteen_devices_keep_their_interval_beside_a_black_hole(tmp_path: Path) -> None:
-    ports = [free_port() for _ in range(20)]
+    ports = free_ports(20)
     cfg = site(tmp_path, [
         {"id": f"dev{n}", "profile": "itest-10", "host": HOST, "port": port}
         for n, port in enumerate(ports)
@@ -219,7 +219,7 @@ def test_nineteen_devices_keep_their_interval_beside_a_black_hole(tmp_path: Path
 
 
 def test_a_device_that_disappears_goes_offline_silently_and_comes_back(tmp_path: Path) -> None:
-    port, steady_port = free_port(), free_port()
+    port, steady_port = free_ports(2)
     cfg = site(tmp_path, [
         {"id": "gone", "profile": "itest-10", "host": HOST, "port": port},
         {"id": "steady", "profile": "itest-10", "host": HOST, "port": steady_port},
