@@ -1,0 +1,1 @@
+"""Telemetry: every reading kept on disk, streamed to a time-series database."""
