@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Self
 from gateway.clock import Clock, SystemClock
 from gateway.contract import DeviceState
 from gateway.lifecycle import Service, Supervisor
-from gateway.plugs import appliances, messaging, orders, state, timekeeping
+from gateway.plugs import appliances, messaging, orders, state, telemetry, timekeeping
 from gateway.sdnotify import Notifier, watchdog, watchdog_interval
 from gateway.wiring import Wiring
 
@@ -54,6 +54,7 @@ PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
     timekeeping.plug,  # clock
     state.plug,  # store, dead-letters
     messaging.plug,  # mqtt
+    telemetry.plug,  # telemetry, telemetry-influx: when the site has devices (before them)
     appliances.plug_devices,  # audit, devices: when the site has devices
     appliances.plug_actions,  # actions: when the site has appliance actions
     orders.plug,  # orders

@@ -42,6 +42,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV_MQTT_URL = "GATEWAY_MQTT_URL"
 ENV_STATE_DIR = "GATEWAY_STATE_DIR"
+ENV_INFLUX_URL = "GATEWAY_INFLUX_URL"
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,6 +55,7 @@ def effective_config(
     *,
     mqtt_url: str | None = None,
     state_dir: Path | None = None,
+    influx_url: str | None = None,
 ) -> SiteConfig:
     """Apply overrides to a loaded site: a flag wins over the environment, which wins over the file.
 
@@ -62,6 +64,7 @@ def effective_config(
         env: the environment (``os.environ`` in production); empty values count as unset.
         mqtt_url: ``--mqtt-url``, None when not given.
         state_dir: ``--state-dir``, None when not given.
+        influx_url: ``--influx-url``, None when not given.
 
     Returns:
         A new frozen config; ``cfg`` is unchanged.
@@ -69,7 +72,8 @@ def effective_config(
     url = mqtt_url or env.get(ENV_MQTT_URL) or None
     env_dir = env.get(ENV_STATE_DIR)
     directory = state_dir or (Path(env_dir) if env_dir else None)
-    return cfg.with_overrides(mqtt_url=url, state_dir=directory)
+    influx = influx_url or env.get(ENV_INFLUX_URL) or None
+    return cfg.with_overrides(mqtt_url=url, state_dir=directory, influx_url=influx)
 
 
 def setup_logging(level: str) -> None:
@@ -129,9 +133,18 @@ def _contract(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     cfg = effective_config(
-        load_site(args.config), os.environ, mqtt_url=args.mqtt_url, state_dir=args.state_dir
+        load_site(args.config),
+        os.environ,
+        mqtt_url=args.mqtt_url,
+        state_dir=args.state_dir,
+        influx_url=args.influx_url,
     )
-    log.info("site %s, broker %s, state in %s", cfg.site.id, cfg.mqtt.url, cfg.state.dir)
+    influx = cfg.telemetry.influx
+    log.info(
+        "site %s, broker %s, state in %s, telemetry to %s",
+        cfg.site.id, cfg.mqtt.url, cfg.state.dir,
+        "the local history" + (f" and {influx.url}" if influx else ""),
+    )  # fmt: skip
     # Imported here: it pulls in paho, sqlite and the services, which the other commands skip.
     from gateway.app import run_gateway  # noqa: PLC0415
 
@@ -231,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR} and the file"
     )
+    run.add_argument(
+        "--influx-url", help=f"stream telemetry to this InfluxDB; overrides ${ENV_INFLUX_URL}"
+    )
     run.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper)
     run.set_defaults(handler=_run)
 
@@ -242,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     _add_device_commands(sub)
+    _add_telemetry_commands(sub)
 
     # The demo parses its own options: everything after `demo` is handed to it unchanged.
     sub.add_parser("demo", help="a simulated dinner service (gateway demo --help)", add_help=False)
@@ -272,6 +289,56 @@ def _add_device_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--state-dir", type=Path, help=f"audit log directory; overrides ${ENV_STATE_DIR}"
     )
     device.set_defaults(handler=_device)
+
+
+def _add_telemetry_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    telemetry = sub.add_parser("telemetry", help="the readings history: query it, see its sinks")
+    actions = telemetry.add_subparsers(dest="telemetry_command", required=True, metavar="ACTION")
+    query = actions.add_parser(
+        "query",
+        help="print a device's readings (one value per line)",
+        epilog="Times without an offset are local. Default: the last hour.",
+    )
+    query.add_argument("device", metavar="DEVICE", help="a device id from the site file")
+    query.add_argument("--point", metavar="P", help="only this point (or field) id")
+    query.add_argument("--since", metavar="DURATION", help="e.g. 90s, 15m, 2h, 3d (default 1h)")
+    query.add_argument("--from", dest="from_", metavar="TIME", help="e.g. 2026-12-04T18:00")
+    query.add_argument("--to", metavar="TIME", help="(default: now)")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    status = actions.add_parser(
+        "status",
+        help="per sink: how far behind, the spool, what was dropped and why",
+        epilog="Exit code 1: a sink is not ok, or readings were dropped.",
+    )
+    for p in (query, status):
+        p.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+        p.add_argument(
+            "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR}"
+        )
+    telemetry.set_defaults(handler=_telemetry)
+
+
+def _telemetry(args: argparse.Namespace) -> int:
+    from gateway.telemetry import cli_commands as cmd  # noqa: PLC0415
+
+    cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
+    now = datetime.now(UTC)
+    if args.telemetry_command == "status":
+        return cmd.status(cfg, now)
+    if args.from_ and args.since:
+        _say("gateway telemetry query: give --since or --from, not both", sys.stderr)
+        return EXIT_CONFIG
+    try:
+        until = cmd.parse_time(args.to) if args.to else now
+        if args.from_:
+            since = cmd.parse_time(args.from_)
+        else:
+            since = until - cmd.parse_duration(args.since or "1h")
+    except ValueError as err:
+        _say(f"gateway telemetry query: {err}", sys.stderr)
+        return EXIT_CONFIG
+    return cmd.query(cfg, args.device, since=since, until=until, point=args.point,
+                     fmt=args.format)  # fmt: skip
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:

@@ -9,7 +9,8 @@ not exist, an item that routes to no station or to two) from
 :func:`gateway.site_file.check_site`.
 
 Secrets never need to be in the file: the MQTT password comes from ``GATEWAY_MQTT_PASSWORD`` or from
-the file named by ``mqtt.password_file``.
+the file named by ``mqtt.password_file``; the InfluxDB token from ``GATEWAY_INFLUX_TOKEN`` or
+``telemetry.influx.token_file`` (a ``token`` key in the file is refused).
 """
 
 from __future__ import annotations
@@ -85,6 +86,66 @@ class StateConfig(Frozen):
     durability: Literal["full", "normal"] = "full"
     batch_max: int = Field(default=1000, ge=1, le=10_000)
     min_free_mb: int = Field(default=64, ge=0)
+
+
+class InfluxConfig(Frozen):
+    """Where readings stream to: an InfluxDB 2 (or anything that takes its ``/api/v2/write``).
+
+    The token is never in the site file: ``GATEWAY_INFLUX_TOKEN`` wins, else ``token_file``'s
+    content. ``batch_points`` lines go in one write (gzip-compressed); a batch waits at most
+    ``flush_s`` for more lines once one is there. ``timeout_s`` bounds one write; a write that
+    fails for a reason that may pass (no answer, 5xx, 429) is tried again after a capped, jittered
+    backoff, for as long as it takes: the readings wait on disk.
+    """
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    org: str = Field(default="kitchen", min_length=1)
+    bucket: str = Field(default="kitchen", min_length=1)
+    token_file: Path | None = None
+    batch_points: int = Field(default=5000, ge=1, le=50_000)
+    flush_s: float = Field(default=1.0, gt=0, le=60)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    gzip: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token_here(cls, data: object) -> object:
+        if isinstance(data, dict) and "token" in data:
+            msg = (
+                "the token is never written in the site file: put it in a file readable only by "
+                "the gateway and name it with token_file, or set GATEWAY_INFLUX_TOKEN"
+            )
+            raise ValueError(msg)
+        return data
+
+    def token(self) -> str:
+        """The API token: ``GATEWAY_INFLUX_TOKEN`` wins, else ``token_file``'s content, else ""."""
+        env = os.environ.get("GATEWAY_INFLUX_TOKEN")
+        if env:
+            return env
+        if self.token_file is not None:
+            return self.token_file.read_text(encoding="utf-8").strip()
+        return ""
+
+
+class TelemetryConfig(Frozen):
+    """How readings are kept on the gateway's disk, and where they stream to.
+
+    Every reading is written to a local history (``{state.dir}/telemetry.db``) before it counts
+    as taken; sinks (``influx``) work from it with a durable cursor. ``history_days``: readings
+    older than this are pruned daily, once every sink has them (food-safety readings a sink has
+    not taken yet are kept until it has). ``max_mb``: past it, the oldest readings of points that
+    are not food-safety are dropped, counted per device, with one alert. ``food_safety_cap_mb``:
+    past it a critical alert is raised and the food-safety readings are kept anyway.
+    ``queue_readings``: readings held in memory while the disk is slow or failing; past it the
+    newest non-food-safety readings are refused (counted, alerted).
+    """
+
+    history_days: float = Field(default=14, gt=0, le=3660)
+    max_mb: float = Field(default=1024, gt=0)
+    food_safety_cap_mb: float = Field(default=4096, gt=0)
+    queue_readings: int = Field(default=100_000, ge=100, le=10_000_000)
+    influx: InfluxConfig | None = None
 
 
 class DeliveryConfig(Frozen):
@@ -265,6 +326,7 @@ class SiteConfig(Frozen):
     state: StateConfig = StateConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kds: KdsConfig = KdsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     tables: Tables
     stations: tuple[Station, ...] = Field(min_length=1)
     courses: tuple[Course, ...] = (Course(number=1, name="main"),)
@@ -286,13 +348,31 @@ class SiteConfig(Frozen):
         """Look an item up by id."""
         return next((i for i in self.items if i.id == item_id), None)
 
-    def with_overrides(self, *, mqtt_url: str | None = None, state_dir: Path | None = None) -> Self:
-        """Apply command-line / environment overrides, returning a new frozen config."""
+    def with_overrides(
+        self,
+        *,
+        mqtt_url: str | None = None,
+        state_dir: Path | None = None,
+        influx_url: str | None = None,
+    ) -> Self:
+        """Apply command-line / environment overrides, returning a new frozen config.
+
+        ``influx_url`` with no ``[telemetry.influx]`` in the file streams to that URL with the
+        default org and bucket.
+        """
         mqtt = self.mqtt if mqtt_url is None else self.mqtt.model_copy(update={"url": mqtt_url})
         state = self.state
         if state_dir is not None:
             state = state.model_copy(update={"dir": state_dir})
-        return self.model_copy(update={"mqtt": mqtt, "state": state})
+        telemetry = self.telemetry
+        if influx_url is not None:
+            influx = (
+                InfluxConfig(url=influx_url)
+                if telemetry.influx is None
+                else telemetry.influx.model_copy(update={"url": influx_url})
+            )
+            telemetry = telemetry.model_copy(update={"influx": influx})
+        return self.model_copy(update={"mqtt": mqtt, "state": state, "telemetry": telemetry})
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -21,7 +21,11 @@ store that calls the library.
     ├── StoreError               durable state could not be read or written
     │   └── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
     ├── BrokerStartError         the demo could not start any broker
+    ├── TsdbStartError           a local VictoriaMetrics (tests, benchmark, demo) is missing
+    │                            or did not start
     ├── AuditError               the audit log cannot be written: appliance writes are refused
+    ├── SinkError                a telemetry sink could not write a batch (carries sink, kind,
+    │                            status, message, retry_after_s); telemetry.influx makes it
     ├── ServiceFailed            a service failed to start or run (carries service, cause)
     ├── RouteConflict            two adapters claim overlapping MQTT topic filters (a wiring bug)
     ├── CodecError               (devices.codec) a value does not fit a point's registers
@@ -47,7 +51,7 @@ caught by the routing service, which sends its reason back in the ``CommandReply
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -146,6 +150,38 @@ class StoreFull(StoreError):
 
 class BrokerStartError(GatewayError):
     """The demo could not find or start any MQTT broker."""
+
+
+class SinkError(GatewayError):
+    """A telemetry sink did not take a batch (``gateway.telemetry.influx`` raises it).
+
+    Attributes:
+        sink: the sink's name (``influx``).
+        kind: ``unavailable`` (may pass: retry after a backoff), ``refused`` (a person must fix
+            the token, org or bucket), ``too_large`` (split the batch), ``rejected`` (the data
+            was refused: find the lines at fault).
+        status: the HTTP status, None when there was no answer.
+        message: what happened and what to do, for the log.
+        retry_after_s: how long the database asked to wait, when it did.
+    """
+
+    def __init__(
+        self,
+        sink: str,
+        kind: Literal["unavailable", "refused", "too_large", "rejected"],
+        status: int | None,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
+        """Keep what happened."""
+        super().__init__(message)
+        self.sink, self.kind, self.status = sink, kind, status
+        self.message, self.retry_after_s = message, retry_after_s
+
+
+class TsdbStartError(GatewayError):
+    """A local VictoriaMetrics (tests, benchmark, demo) could not be found or started."""
 
 
 #: What each Modbus exception code means for whoever reads the log or the audit.

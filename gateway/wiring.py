@@ -21,19 +21,25 @@ if TYPE_CHECKING:
     from gateway.config import SiteConfig
     from gateway.devices.actions import ActionService
     from gateway.devices.bridge import DeviceBridge
+    from gateway.devices.events import ReadingsCallback
     from gateway.devices.service import DeviceService
     from gateway.events import AlertOut, Outbox
     from gateway.lifecycle import Supervisor
     from gateway.routing.service import OrderService
     from gateway.store.deadletters import DeadLetterLog
     from gateway.store.sqlite import Store
+    from gateway.telemetry.recorder import Recorder
+    from gateway.telemetry.sink import Sink
     from gateway.transport.dispatch import DeadLetter, Dispatcher
     from gateway.transport.mqtt import MqttClient
 
 __all__ = ["Wiring"]
 
 #: The state directory's files; the newest write among them dates the newest durable record.
-STATE_FILES = ("gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json")
+STATE_FILES = (
+    "gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json",
+    "telemetry.db", "telemetry.db-wal",
+)  # fmt: skip
 
 
 @dataclass
@@ -54,6 +60,9 @@ class Wiring:
         bridge: the order path's MQTT adapter.
         outbox: where the order service's events go (the bridge, maybe tapped by a service
             that also wants to see them).
+        telemetry: the recorder of every reading (the history), when the site has devices.
+        sinks: where the history streams to (InfluxDB), when configured.
+        recorders: what the device service hands every reading to, as it is taken.
         devices: the device service, when the site has appliances or sensors.
         device_bridge: its MQTT adapter.
         actions: the appliance actions, when the site has any.
@@ -71,6 +80,9 @@ class Wiring:
     dispatcher: Dispatcher = field(init=False)
     bridge: MqttBridge = field(init=False)
     outbox: Outbox = field(init=False)
+    telemetry: Recorder | None = None
+    sinks: list[Sink] = field(default_factory=list)
+    recorders: list[ReadingsCallback] = field(default_factory=list)
     devices: DeviceService | None = None
     device_bridge: DeviceBridge | None = None
     actions: ActionService | None = None

@@ -177,6 +177,17 @@ def _value_problem(f: MqttField, value: Value) -> Rejection | None:
     return None
 
 
+def as_declared(values: Mapping[str, Value], fields: Sequence[MqttField]) -> dict[str, Value]:
+    """``values`` with each float field a float, even where the node's JSON wrote ``21``.
+
+    A field keeps one type for good: a time-series database refuses ``21i`` in a field that
+    has held ``21.5`` (InfluxDB answers 422, field type conflict).
+    """
+    floats = {f.id for f in fields if f.type == "float"}
+    # type() rather than isinstance(): a bool is an int, and it is checked as one already.
+    return {k: float(v) if k in floats and type(v) is int else v for k, v in values.items()}
+
+
 class DeviceBridge:
     """Publishes the device service's events and feeds it MQTT sensor nodes' readings.
 
@@ -263,7 +274,8 @@ class DeviceBridge:
         self._last[device] = LastSeen(telemetry.seq, telemetry.at)
         self.stats.sensor_accepted += 1
         if self._submit is not None:
-            self._submit(DeviceReadings(device, telemetry.at, dict(telemetry.values)))
+            values = as_declared(telemetry.values, fields)
+            self._submit(DeviceReadings(device, telemetry.at, values))
 
     def _reject(self, device: str, bad: Rejection) -> None:
         if bad.kind == "duplicate":

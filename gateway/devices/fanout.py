@@ -4,9 +4,14 @@ Later services (inventory from scales, telemetry to a time-series database) subs
 readings; a poller must never wait for them. :meth:`Fanout.publish` only appends to each
 subscriber's buffer; one task (:meth:`Fanout.run`) calls the subscribers.
 
-Overflow policy: **drop the oldest**, per subscriber, counted in :attr:`Subscription.dropped`. A
-reading is a snapshot of a device; when a subscriber cannot keep up, the newest readings are
-the ones worth keeping, and one slow subscriber costs the others nothing.
+Overflow policy: **drop the oldest**, per subscriber, counted in :attr:`Subscription.dropped`
+and logged once per subscription. A reading is a snapshot of a device; when a subscriber cannot
+keep up, the newest readings are the ones worth keeping, and one slow subscriber costs the
+others nothing.
+
+A *recorder* (:meth:`Fanout.record`) is different: it is called with every reading inside
+:meth:`Fanout.publish`, with no buffer in between, because it keeps a durable record that must
+not sit behind a queue that drops (the telemetry history queues and counts on its own).
 """
 
 from __future__ import annotations
@@ -63,7 +68,17 @@ class Fanout:
             raise ValueError(f"the subscriber buffer must hold at least 1 reading, got {size}")
         self._size = size
         self._subs: list[Subscription] = []
+        self._recorders: list[ReadingsCallback] = []
+        self.recorder_errors = 0
         self._wake = asyncio.Event()
+
+    def record(self, callback: ReadingsCallback) -> None:
+        """Call ``callback`` with every reading, inside :meth:`publish` (it must not block).
+
+        A recorder that raises is a bug in another service: it must not stop the polling, so
+        the error is counted in :attr:`recorder_errors` and logged once.
+        """
+        self._recorders.append(callback)
 
     def subscribe(self, callback: ReadingsCallback) -> Subscription:
         """Add a subscriber; it gets the readings published from now on."""
@@ -77,10 +92,23 @@ class Fanout:
             self._subs.remove(sub)
 
     def publish(self, readings: DeviceReadings) -> None:
-        """Buffer ``readings`` for every subscriber; never blocks."""
+        """Hand ``readings`` to every recorder, buffer them for every subscriber; never blocks."""
+        for recorder in self._recorders:
+            try:
+                recorder(readings)
+            except Exception:
+                self.recorder_errors += 1
+                if self.recorder_errors == 1:
+                    log.exception("a readings recorder failed on %s", readings.device)
         for sub in self._subs:
             if len(sub.buffer) == self._size:
                 sub.dropped += 1  # the deque drops the oldest as we append
+                if sub.dropped == 1:
+                    log.warning(
+                        "a readings subscriber (%s) falls behind: its oldest readings are "
+                        "dropped (counted in its subscription)",
+                        getattr(sub.callback, "__qualname__", sub.callback),
+                    )
             sub.buffer.append(readings)
         if self._subs:
             self._wake.set()

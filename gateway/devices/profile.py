@@ -95,6 +95,9 @@ class ModbusPoint(_Frozen):
     write: WriteRange | None = None
     enum: dict[str, str] = Field(default_factory=dict)  # raw value (as text) -> label
     description: str = ""
+    # A HACCP record (a cabinet or core temperature, a final rinse): the telemetry history
+    # never drops it to make room, and it is kept until every sink has it.
+    food_safety: bool = False
     # A command the device resets once it has acted on it (a start coil): reading it back just
     # after a write says nothing, so a write is confirmed by the device accepting it.
     self_clearing: bool = False
@@ -171,6 +174,7 @@ class MqttField(_Frozen):
     min: float | None = None  # plausible range: a reading outside it is rejected
     max: float | None = None
     required: bool = True
+    food_safety: bool = False  # as ModbusPoint.food_safety
 
 
 class DeviceKind(StrEnum):

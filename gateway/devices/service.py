@@ -27,8 +27,12 @@ Queues and their overflow policies:
 * requests to a device: one in flight per connection, writes first (the connection's gate);
 * readings to in-process subscribers (:meth:`DeviceService.subscribe`): one bounded buffer per
   subscriber, drained by the fan-out task; when a subscriber falls behind, its *oldest* readings
-  are dropped and counted in ``Subscription.dropped``: a reading is a snapshot, so the newest are
-  the ones worth keeping.
+  are dropped and counted in ``Subscription.dropped`` (logged once): a reading is a snapshot, so
+  the newest are the ones worth keeping;
+* readings to a recorder (:meth:`DeviceService.record`, the telemetry history): no buffer here
+  at all. The recorder is called with each reading as it is taken and keeps it in a bounded
+  queue of its own, whose overflow it counts and alerts; a durable record must not sit behind a
+  queue that drops the oldest.
 """
 
 from __future__ import annotations
@@ -354,6 +358,15 @@ class DeviceService(Service):
         returned subscription's ``dropped``. ``Subscription.close()`` unsubscribes.
         """
         return self._fanout.subscribe(callback)
+
+    def record(self, callback: ReadingsCallback) -> None:
+        """Call ``callback`` with every reading (Modbus and MQTT) at once, as it is taken.
+
+        For a consumer that must see every reading (the telemetry history): nothing is
+        buffered or dropped here, so the callback must only queue the reading (bounded, with an
+        overflow policy of its own) and return; it runs in the event loop, in the poller's turn.
+        """
+        self._fanout.record(callback)
 
     # --- state as data --------------------------------------------------------------------
 

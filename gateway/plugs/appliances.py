@@ -55,6 +55,8 @@ async def plug_devices(w: Wiring) -> None:
     )  # fmt: skip
     w.device_bridge = bridge
     bridge.attach(w.devices.submit, w.dispatcher)
+    for recorder in w.recorders:  # the telemetry history, entered before us
+        w.devices.record(recorder)
     await w.supervisor.enter(w.devices, "devices")
 
 

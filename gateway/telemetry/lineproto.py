@@ -189,6 +189,18 @@ class SeriesPrefix:
         Raises:
             ValueError: a field key is empty.
         """
+        text = self.fields(fields)
+        return None if text is None else f"{self.text} {text} {ts_ns}"
+
+    def fields(self, fields: Mapping[str, Value]) -> str | None:
+        """Write the field set of one reading (``a=1.5,b=true``), as :meth:`line` does.
+
+        The history stores this (``gateway.telemetry.history``): a sink then writes a line by
+        joining the series, the field set and the timestamp.
+
+        Raises:
+            ValueError: a field key is empty.
+        """
         keys = self._keys
         parts: list[str] = []
         append = parts.append
@@ -211,4 +223,75 @@ class SeriesPrefix:
                     append(k + text)
         if not parts:
             return None
-        return f"{self.text} {','.join(parts)} {ts_ns}"
+        return ",".join(parts)
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            out.append({"n": "\n", "t": "\t", "r": "\r"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def parse_field_set(text: str) -> dict[str, Value]:
+    r"""Read a field set written by :meth:`SeriesPrefix.fields` back into values.
+
+    For people reading the history (``gateway telemetry query``), not for arbitrary line
+    protocol: keys come back unescaped (``\n`` as a newline), ``12i`` as an int, ``true`` and
+    ``false`` as bools, quoted text as a str, anything else as a float.
+
+    Raises:
+        ValueError: ``text`` is not a field set.
+    """
+    values: dict[str, Value] = {}
+    i, n = 0, len(text)
+    while i < n:
+        key, i = _scan_key(text, i)
+        value, i = _scan_value(text, i, key)
+        values[key] = value
+        if i < n:
+            if text[i] != "," or i == n - 1:
+                raise ValueError(f"expected ',' and another field at {i} in {text!r}")
+            i += 1
+    return values
+
+
+def _scan_key(text: str, i: int) -> tuple[str, int]:
+    start, n = i, len(text)
+    while i < n and text[i] != "=":
+        i += 2 if text[i] == "\\" else 1
+    if i >= n:
+        raise ValueError(f"no '=' after the field key at {start} in {text!r}")
+    return _unescape(text[start:i]), i + 1
+
+
+def _scan_value(text: str, i: int, key: str) -> tuple[Value, int]:
+    n = len(text)
+    if i < n and text[i] == '"':
+        i += 1
+        chars: list[str] = []
+        while i < n and text[i] != '"':
+            if text[i] == "\\" and i + 1 < n:
+                i += 1
+            chars.append(text[i])
+            i += 1
+        if i >= n:
+            raise ValueError(f"an unterminated string for field {key!r} in {text!r}")
+        return "".join(chars), i + 1
+    end = text.find(",", i)
+    end = n if end < 0 else end
+    raw = text[i:end]
+    if raw in ("true", "false"):
+        return raw == "true", end
+    if raw.endswith("i"):
+        return int(raw[:-1]), end
+    return float(raw), end

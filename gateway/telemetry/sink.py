@@ -1,0 +1,340 @@
+"""A telemetry sink: the history, batch by batch, to a time-series database, with a durable cursor.
+
+The sink reads lines from the history (``gateway.telemetry.history``), writes them through a
+:class:`LineWriter` (the InfluxDB adapter in the gateway; the service never imports it), and
+moves its cursor (``gateway.telemetry.lanes``) only once a batch is written. So a database
+outage, a broker outage or ``kill -9`` loses nothing: the sink goes on from its cursor, and a
+batch written twice is the same points again (equal measurement, tags and timestamp).
+
+Batches: up to ``batch_points`` lines. A small live batch waits up to ``flush_s`` for more
+(fewer, larger requests at a low rate); a full one, or a backlog, goes at once. With a backlog
+the sink alternates a backlog batch and a live batch.
+
+What a failed write does (:class:`~gateway.errors.SinkError`'s kinds):
+
+* ``unavailable``: the same batch again after a capped, jittered backoff (0.5 s doubling to 30 s,
+  or the database's ``Retry-After``), for as long as it takes; logged and alerted once per
+  outage, and once when it is back;
+* ``refused`` (a token, a bucket): not retried as if it might pass. Logged and alerted
+  (critical) once with the fix; the writer is made again (re-reading the token) and one write
+  tried every ``recheck_s`` (5 minutes), so a fixed token or a created bucket is picked up
+  without a restart; the readings wait on disk meanwhile;
+* ``too_large``, ``rejected``: the batch is halved until the lines at fault are alone; such a
+  line is given up: counted per device (``stats.rejected``, the history's ``drops``), logged once
+  per device, one alert; the others are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from gateway.errors import SinkError, StoreError
+from gateway.lifecycle import Service
+from gateway.telemetry.history import HistoryReader, SinkRecord
+from gateway.telemetry.lanes import Cursor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from gateway.clock import Clock
+    from gateway.telemetry.lanes import Lane
+
+__all__ = ["LineWriter", "Sink", "SinkStats"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 30.0
+_RECHECK_S = 300.0
+_SAVE_STATE_S = 5.0  # the state for `gateway telemetry status` is saved at most this often
+_HISTORY_RETRY_S = 5.0  # after the history could not be read or the cursor not saved
+
+State = Literal["starting", "ok", "unavailable", "refused"]
+
+
+class LineWriter(Protocol):
+    """What a sink writes through (``gateway.telemetry.influx.InfluxWriter``); blocking."""
+
+    def write(self, body: str) -> None:
+        """Write lines joined by newlines; raise ``SinkError`` when not written."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections."""
+        ...
+
+
+@dataclass
+class SinkStats:
+    """How a sink is doing, as data.
+
+    Attributes:
+        state: ``ok``, ``unavailable`` (it may pass), ``refused`` (a person must fix something).
+        detail: the last error in words ("" when ok).
+        since: wall time (epoch s) of the last state change.
+        written: points written (counted once the database took them).
+        batches: successful writes.
+        errors: failed writes, by kind.
+        rejected: lines the database refused and that were given up, per device.
+        cursor: where the sink is.
+        head: the newest seq in the history, as last told.
+    """
+
+    state: State = "starting"
+    detail: str = ""
+    since: float = 0.0
+    written: int = 0
+    batches: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    cursor: Cursor = field(default_factory=Cursor)
+    head: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Readings not written yet (approximately: pruned holes count)."""
+        return self.cursor.pending(self.head)
+
+
+class Sink(Service):
+    """Streams the history to one database (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        history: Path,
+        make_writer: Callable[[], LineWriter],
+        clock: Clock,
+        *,
+        batch_points: int = 5000,
+        flush_s: float = 1.0,
+        alert: Callable[[str, str, str, str], None],
+        split_after: int | None = None,
+        recheck_s: float = _RECHECK_S,
+    ) -> None:
+        """Prepare; the history is opened on start.
+
+        Args:
+            name: the sink's name (its cursor's key): ``influx``.
+            history: the history's file (the recorder creates it; start the recorder first).
+            make_writer: makes a writer (again after a ``refused``, so a fixed token counts).
+            clock: real time, for the waits.
+            batch_points: lines per write, at most.
+            flush_s: how long a small live batch waits for more.
+            alert: tells people ``(level, kind, text, subject)``.
+            split_after: pending readings past which the backlog gets a lane of its own
+                (default: two batches).
+            recheck_s: the pause between tries while the database refuses.
+        """
+        self.name = f"telemetry-{name}"
+        self.sink = name
+        self._path = history
+        self._make_writer = make_writer
+        self._clock = clock
+        self._batch = batch_points
+        self._flush_s = flush_s
+        self._alert = alert
+        self._split_after = split_after if split_after is not None else 2 * batch_points
+        self._recheck_s = recheck_s
+        self._reader: HistoryReader | None = None
+        self._writer: LineWriter | None = None
+        self._more = asyncio.Event()
+        self._full = asyncio.Event()
+        self._last_lane: Lane | None = None
+        self._saved_at = -_SAVE_STATE_S
+        self._logged_rejects: set[str] = set()
+        self.stats = SinkStats()
+
+    @property
+    def cursor(self) -> Cursor:
+        """Where the sink is (what retention must keep)."""
+        return self.stats.cursor
+
+    def notify(self, head: int) -> None:
+        """The history now goes up to ``head`` (``Recorder.on_written``)."""
+        self.stats.head = max(self.stats.head, head)
+        self._more.set()
+        if self.stats.head - self.stats.cursor.live >= self._batch:
+            self._full.set()
+
+    async def start(self) -> None:
+        """Open the history, load the cursor, start streaming."""
+        reader = await asyncio.to_thread(HistoryReader, self._path)
+        self._reader = reader
+        saved = await asyncio.to_thread(reader.cursor, self.sink)
+        self.stats.cursor = saved or Cursor()
+        self.stats.head = max(self.stats.head, await asyncio.to_thread(reader.head))
+        self.stats.since = self._clock.now().timestamp()
+        self.spawn(self._run(), "stream")
+
+    async def stop(self) -> None:
+        """Save the state, close the writer and the history."""
+        reader, self._reader = self._reader, None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(reader.save_sink, self._record())
+            await asyncio.to_thread(reader.close)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._step()
+            except StoreError as err:
+                # The history's disk, not the database: nothing is lost (the cursor did not
+                # move); the recorder alerts about its disk, this says what the sink saw.
+                if not failing:
+                    log.warning("telemetry sink %s cannot use the history: %s", self.sink, err)
+                failing = True
+                await self._clock.sleep(_HISTORY_RETRY_S)
+            else:
+                failing = False
+
+    async def _step(self) -> None:
+        """Write the next batch, or wait for readings."""
+        reader = self._reader
+        assert reader is not None
+        s = self.stats
+        cursor, take = s.cursor.plan(s.head, self._split_after, self._last_lane)
+        if cursor != s.cursor:
+            log.info(
+                "telemetry sink %s: %d readings behind; the backlog drains beside live readings",
+                self.sink, cursor.split - cursor.done,
+            )  # fmt: skip
+            s.cursor = cursor
+        if take is None:
+            self._more.clear()
+            await self._more.wait()
+            return
+        small = take.upto - take.after < self._batch
+        if take.lane == "live" and not cursor.splitting and small:
+            # A small live batch: give it up to flush_s to fill (fewer, larger writes).
+            self._full.clear()
+            await self._wait(self._full, self._flush_s)
+            cursor, take = s.cursor.plan(s.head, self._split_after, self._last_lane)
+            if take is None:
+                return
+        lines, devices, last = await asyncio.to_thread(
+            reader.lines, take.after, take.upto, self._batch
+        )
+        through = take.upto if len(lines) < self._batch else last
+        if lines:
+            await self._deliver(lines, devices)
+        s.cursor = cursor.advance(take, through)
+        self._last_lane = take.lane
+        await asyncio.to_thread(reader.save_cursor, self.sink, s.cursor)
+        await self._save_state(force=False)
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+            await asyncio.gather(waiter, sleeper, return_exceptions=True)
+
+    async def _deliver(self, lines: Sequence[str], devices: Sequence[str]) -> None:
+        """Write ``lines``, as long as it takes; halve on ``too_large``/``rejected``."""
+        backoff = _BACKOFF_FIRST_S
+        while True:
+            try:
+                writer = self._writer
+                if writer is None:
+                    writer = self._writer = await asyncio.to_thread(self._make_writer)
+                await asyncio.to_thread(writer.write, "\n".join(lines))
+            except SinkError as err:
+                self.stats.errors[err.kind] += 1
+                if err.kind in ("too_large", "rejected"):
+                    await self._split(err, lines, devices)
+                    return
+                if err.kind == "refused":
+                    await self._enter("refused", err.message)
+                    await self._drop_writer()
+                    await self._clock.sleep(self._recheck_s)
+                    continue
+                await self._enter("unavailable", err.message)
+                pause = err.retry_after_s if err.retry_after_s is not None else backoff
+                await self._clock.sleep(min(_BACKOFF_MAX_S, pause) * random.uniform(0.8, 1.2))  # noqa: S311 -- jitter, not secrets
+                backoff = min(_BACKOFF_MAX_S, backoff * 2)
+                continue
+            self.stats.written += len(lines)
+            self.stats.batches += 1
+            if self.stats.state != "ok":
+                await self._enter("ok", "")
+            return
+
+    async def _split(self, err: SinkError, lines: Sequence[str], devices: Sequence[str]) -> None:
+        if len(lines) > 1:
+            half = len(lines) // 2
+            await self._deliver(lines[:half], devices[:half])
+            await self._deliver(lines[half:], devices[half:])
+            return
+        device = devices[0]
+        self.stats.rejected[device] += 1
+        if device not in self._logged_rejects:
+            self._logged_rejects.add(device)
+            text = f"telemetry sink {self.sink}: a reading of {device} was refused: {err.message}"
+            log.warning("%s; given up (counted per device)", text)
+            self._alert("warning", "telemetry_rejected", text, device)
+        reader = self._reader
+        if reader is not None:
+            reason = f"refused by {self.sink} ({err.status})"
+            now = self._clock.now().timestamp()
+            await asyncio.to_thread(reader.note_drops, Counter({(device, reason): 1}), now)
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
+
+    async def _enter(self, state: State, detail: str) -> None:
+        s = self.stats
+        if s.state == state and s.detail == detail:
+            return
+        before = s.state
+        s.state, s.detail, s.since = state, detail, self._clock.now().timestamp()
+        behind = s.pending
+        if state == "ok":
+            if before in ("unavailable", "refused"):
+                log.warning("telemetry sink %s works again; %d readings to catch up", self.sink,
+                            behind)  # fmt: skip
+                self._alert("info", "telemetry_sink_recovered",
+                            f"telemetry sink {self.sink} works again ({behind} readings to catch "
+                            "up)", self.sink)  # fmt: skip
+        elif before != state:
+            level = "critical" if state == "refused" else "warning"
+            text = (
+                f"telemetry sink {self.sink}: {detail}; readings wait on disk ({behind} so far)"
+                + ("" if state == "unavailable" else f"; tried again every {self._recheck_s:g} s")
+            )
+            log.log(logging.ERROR if state == "refused" else logging.WARNING, "%s", text)
+            self._alert(level, f"telemetry_sink_{state}", text, self.sink)
+        await self._save_state(force=True)
+
+    async def _save_state(self, *, force: bool) -> None:
+        now = self._clock.monotonic()
+        if not force and now - self._saved_at < _SAVE_STATE_S:
+            return
+        self._saved_at = now
+        reader = self._reader
+        if reader is not None:
+            await asyncio.to_thread(reader.save_sink, self._record())
+
+    def _record(self) -> SinkRecord:
+        s = self.stats
+        return SinkRecord(self.sink, s.state, s.detail, s.since, s.written)
+
