@@ -21,6 +21,7 @@ backoff by the sink (the client's own retries are off, so one write is one attem
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import SinkError
@@ -90,8 +91,10 @@ class InfluxWriter:
             raise _from_status(cfg, status, str(err.message), None) from err
         except (HTTPError, OSError) as err:
             raise SinkError(
-                "influx", "unavailable", None, f"{cfg.url} does not answer: {_reason(err)}"
-            ) from err
+                "influx", "unavailable", None,
+                f"{cfg.url} does not answer ({_reason(err)}); fix: check that the database runs "
+                "and that telemetry.influx.url (or --influx-url) is right",
+            ) from err  # fmt: skip
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -101,8 +104,9 @@ class InfluxWriter:
 def _reason(err: BaseException) -> str:
     inner = getattr(err, "reason", None)
     text = str(inner or err)
-    # urllib3 puts the whole connection object's repr first: the part after ': ' says it.
-    return text.rsplit(">: ", 1)[-1][:_BODY_CHARS]
+    # urllib3 puts the connection object first ("HTTPConnection(host=.., port=..): Failed to
+    # establish a new connection: [Errno 111] Connection refused"): the URL is said already.
+    return re.sub(r"^(?:<[^>]*>|\w+\([^)]*\)): ", "", text)[:_BODY_CHARS]
 
 
 def _from_status(

@@ -137,7 +137,22 @@ def test_only_the_transport_imports_paho() -> None:
 
 def test_each_other_library_has_one_home() -> None:
     assert _outside("amqtt", ("gateway.transport.broker",)) == []
-    assert _outside("sqlite3", ("gateway.store",)) == []
+    # The telemetry history is telemetry's own store (a file of its own, beside gateway.db).
+    assert _outside("sqlite3", ("gateway.store", "gateway.telemetry.history")) == []
+    assert _outside("influxdb_client", ("gateway.telemetry.influx",)) == []
+    assert _outside("urllib3", ("gateway.telemetry.influx",)) == []
+
+
+def test_telemetry_services_do_not_import_their_adapter() -> None:
+    # The recorder and the sink get a writer factory; only the plug names the InfluxDB adapter.
+    for service in ("gateway.telemetry.recorder", "gateway.telemetry.sink"):
+        assert "gateway.telemetry.influx" not in _reachable(service)
+    assert _outside("gateway.telemetry.influx", ("gateway.plugs", "gateway.telemetry.influx")) == []
+
+
+def test_the_devices_know_nothing_of_telemetry() -> None:
+    devices = [m for m in GRAPH.modules if m.startswith("gateway.devices")]
+    assert not [i for m in devices for i in GRAPH.imports[m] if "telemetry" in i.module]
 
 
 # --- the exception tree -------------------------------------------------------------------

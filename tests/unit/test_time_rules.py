@@ -38,6 +38,7 @@ DIRECT = {
     "transport/link.py": "MQTT keepalive ticks and reconnect pauses: I/O on the loop's clock",
     "transport/mqtt.py": "MQTT read pauses and receive stamps: I/O on the loop's clock",
     "transport/broker.py": "waiting for a broker process to listen (tests and the demo)",
+    "telemetry/victoria.py": "waiting for a VictoriaMetrics process to answer (tests, demo)",
 }
 
 #: Modules that may do arithmetic or comparisons on wall-clock readings, and why.
