@@ -105,6 +105,7 @@ class Recorder(Service):
         *,
         alert: Callable[[str, str, str, str], None],
         cursors: Callable[[], Sequence[Cursor]] = tuple,
+        retry_s: float = _RETRY_S,
     ) -> None:
         """Prepare; the history is opened on start.
 
@@ -116,6 +117,7 @@ class Recorder(Service):
             clock: real time (waits, housekeeping); readings carry their own times.
             alert: tells people ``(level, kind, text, subject)``.
             cursors: every sink's cursor now (retention keeps what a sink lacks).
+            retry_s: the pause after a failed write before the next try.
         """
         self._cfg = cfg
         self.path = path
@@ -124,6 +126,7 @@ class Recorder(Service):
         self._clock = clock
         self._alert = alert
         self._cursors = cursors
+        self._retry_s = retry_s
         self._queue: deque[DeviceReadings] = deque()
         self._wake = asyncio.Event()
         self._series: dict[str, _Series] = {}
@@ -213,7 +216,7 @@ class Recorder(Service):
             self._wake.clear()
             while self._queue:
                 if not await self._write_once():
-                    await self._clock.sleep(_RETRY_S)
+                    await self._clock.sleep(self._retry_s)
 
     async def _write_once(self) -> bool:
         """Write up to one batch from the queue; False if it failed (the batch is queued again)."""
