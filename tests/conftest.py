@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: leak checks (STYLE.md 14) and a real Mosquitto on loopback."""
+"""Fixtures shared by every test: leak checks (STYLE.md 14), real Mosquitto and VictoriaMetrics."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from gateway.errors import BrokerStartError
+from gateway.errors import BrokerStartError, TsdbStartError
+from gateway.telemetry.victoria import VictoriaMetrics
 from gateway.transport.broker import MosquittoProcess
 
 if TYPE_CHECKING:
@@ -94,3 +95,23 @@ def broker() -> Iterator[MosquittoProcess]:
     finally:
         proc.kill()
         proc.close()
+
+
+@pytest.fixture
+def victoria() -> Iterator[VictoriaMetrics]:
+    """A VictoriaMetrics started on a free loopback port, killed at teardown.
+
+    Skipped where VictoriaMetrics is not installed, except in CI, where that is a failure.
+    """
+    try:
+        tsdb = VictoriaMetrics()
+    except TsdbStartError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must have VictoriaMetrics: {exc}")
+        pytest.skip(str(exc))
+    try:
+        tsdb.start()
+        yield tsdb
+    finally:
+        tsdb.kill()
+        tsdb.close()

@@ -11,13 +11,14 @@ Flags, and why:
 - ``-retentionPeriod=100y``: samples older than now minus the retention are dropped (answered
   204, logged as a warning only). The default, one month, would silently drop the fixed old
   timestamps tests write and what a gateway back-fills from its disk after a long outage.
+  (In exchange a timestamp in seconds sent as nanoseconds is kept, in January 1970.)
 - ``-search.latencyOffset=0s``: ``/api/v1/query`` and ``query_range`` hide the last 30 s by
   default (measured: the newest point, 5 s old, was missing; with 0s it is there). It does not
   affect ``/api/v1/export``: that stops at its ``end`` argument, which defaults to the request
   time and hid points written less than a second before; ``export()`` passes a far ``end``.
 - ``-dedup.minScrapeInterval=1ms`` (``dedup=True``): one sample per series and millisecond.
 - ``-loggerLevel=WARN``: a sample dropped for its timestamp is only logged as a warning, and
-  that log line is its only trace; at the default (INFO) every start adds ~40 lines.
+  that log line is its only trace; at the default (INFO) a start and stop log ~70 lines.
 
 Measured on VictoriaMetrics 1.79.5 (Debian) with influxdb-client 1.50.0, 2026-12-04, and
 checked by ``tests/integration/test_victoria.py``:
@@ -27,7 +28,8 @@ checked by ``tests/integration/test_victoria.py``:
 - **What ``/api/v2/write`` answers.** 204 for every body it can read, even when lines are
   skipped: a line it cannot parse is dropped (logged as an error, "cannot unmarshal InfluxDB
   line"), a timestamp more than 2 days ahead is dropped (warning), a string field is stored as
-  0 and so is an unquoted non-number (``v=abc``); only the 31st and later labels are dropped.
+  0 and so is an unquoted non-number (``v=abc``), ``true``/``false`` as 1/0, and tags after
+  the 30th are dropped.
   400 (``text/plain`` body) when it cannot read the body: a line longer than
   ``-influx.maxLineSize`` (256 KiB; body "cannot read influx line protocol data: too long
   line: more than 262144 bytes"), or a body that is not the gzip it claims to be. The lines
@@ -118,7 +120,18 @@ def _tail(path: Path, lines: int = 20) -> str:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return f"({path.name} not written)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path.name} empty)"
+    # A failed start is a Go panic: the message, then dozens of lines of goroutine trace that
+    # would push it out of the tail and say nothing to whoever runs the tests. A trace ends
+    # where the next (timestamped) log record of a later run starts.
+    kept, in_trace = [], False
+    for line in text.splitlines():
+        if line.startswith("goroutine "):
+            in_trace = True
+        elif line[:1].isdigit():
+            in_trace = False
+        if not in_trace:
+            kept.append(line)
+    return "\n".join(kept[-lines:]).strip() or f"({path.name} empty)"
 
 
 class _Resources:
