@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.service import DeviceService
     from gateway.routing.service import OrderService, OrderStats
+    from gateway.telemetry.recorder import Recorder
+    from gateway.telemetry.sink import Sink
     from gateway.transport.dispatch import Dispatcher
     from gateway.transport.mqtt import MqttClient
 
@@ -119,6 +121,16 @@ class Gateway:
     def device_bridge(self) -> DeviceBridge | None:
         """The device service's MQTT adapter, if the site has devices."""
         return self._w.device_bridge
+
+    @property
+    def telemetry(self) -> Recorder | None:
+        """The telemetry recorder (the history), when the site has devices."""
+        return self._w.telemetry
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """Where the history streams to (empty without a database configured)."""
+        return self._w.sinks
 
     @property
     def services(self) -> list[str]:

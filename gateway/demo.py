@@ -233,6 +233,23 @@ class Demo:
         states, readings = self._device_states(), self.monitor.readings
         return devices_summary(self.cfg.devices, self.profiles, states, readings) + "; "
 
+    def _telemetry(self) -> str:
+        rec = self.gateway.telemetry
+        if rec is None:
+            return ""
+        parts = [f"history {rec.stats.written} readings"]
+        if rec.queued:
+            parts.append(f"{rec.queued} queued")
+        if rec.stats.failing:
+            parts.append(f"FAILING: {rec.stats.failing}")
+        now = time.time()
+        for sink in self.gateway.sinks:
+            st = sink.stats
+            lag = st.lag_s(now)
+            lag_text = "inf" if lag == float("inf") else f"{lag:.1f} s"
+            parts.append(f"{sink.sink} {st.state}, behind {st.pending} ({lag_text})")
+        return ", ".join(parts)
+
     def summary_line(self) -> str:
         """One line for logs and CI (``--no-ui``)."""
         c = self.fleet.result.counters
@@ -246,7 +263,8 @@ class Demo:
             f"rejected {rejected}, unanswered {len(self.fleet.result.unanswered())}, "
             f"retries {c.retries}; tickets shown {shown}, bumped {bumped}; "
             f"latency {self._latency()}; online {up}/{known}; {self._devices_summary()}"
-            f"alerts {self.monitor.alert_count}"
+            + (f"telemetry {self._telemetry()}; " if self.gateway.telemetry else "")
+            + f"alerts {self.monitor.alert_count}"
         )
 
     def render(self) -> RenderableType:
@@ -275,6 +293,8 @@ class Demo:
             f"redirects {g.redirects}, duplicate orders {g.orders_duplicate}",
         )
         head.add_row("latency", f"order to screen {self._latency()}")
+        if self.gateway.telemetry is not None:
+            head.add_row("telemetry", self._telemetry())
         stations = Table(
             "station", "open", "shown", "updated", "bumped", "dupes hidden", title="Screens"
         )
@@ -340,6 +360,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tablets", type=int, default=8, help="simulated tablets")
     p.add_argument("--seed", type=int, default=None, help="for a reproducible service")
     p.add_argument("--no-ui", action="store_true", help="print a summary every few seconds")
+    p.add_argument("--influx-url", default=None,
+                   help="also stream telemetry to this InfluxDB (None: the local history only)")
+    p.add_argument("--with-tsdb", action="store_true",
+                   help="start a local VictoriaMetrics (Debian's victoria-metrics) and stream "
+                   "telemetry to it")  # fmt: skip
     return p
 
 
@@ -351,7 +376,14 @@ async def _run(
         state_dir = args.state_dir
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-demo-")))
-        cfg = cfg.with_overrides(mqtt_url=url, state_dir=state_dir)
+        influx_url = args.influx_url
+        if args.with_tsdb and influx_url is None:
+            from gateway.telemetry.victoria import VictoriaMetrics  # noqa: PLC0415
+
+            tsdb = stack.enter_context(VictoriaMetrics(data_dir=state_dir / "tsdb"))
+            influx_url = tsdb.url
+            print(f"demo: VictoriaMetrics on {tsdb.url} (data in {tsdb.data_dir})", flush=True)  # noqa: T201
+        cfg = cfg.with_overrides(mqtt_url=url, state_dir=state_dir, influx_url=influx_url)
         profiles = load_profiles(cfg.devices_profiles)
         if any(profiles[d.profile].profile.protocol == "modbus" for d in cfg.devices):
             # Before the gateway, so that its first poll finds them.

@@ -85,6 +85,7 @@ class SinkStats:
         rejected: lines the database refused and that were given up, per device.
         cursor: where the sink is.
         head: the newest seq in the history, as last told.
+        newest_ns: the reading time of the newest reading written (0: none yet).
     """
 
     state: State = "starting"
@@ -96,11 +97,22 @@ class SinkStats:
     rejected: Counter[str] = field(default_factory=Counter)
     cursor: Cursor = field(default_factory=Cursor)
     head: int = 0
+    newest_ns: int = 0
 
     @property
     def pending(self) -> int:
         """Readings not written yet (approximately: pruned holes count)."""
         return self.cursor.pending(self.head)
+
+    def lag_s(self, now_s: float) -> float:
+        """How far behind the database is, in seconds of readings (0 when nothing waits).
+
+        Args:
+            now_s: the wall time now (epoch s), from the caller's clock.
+        """
+        if self.pending == 0:
+            return 0.0
+        return max(0.0, now_s - self.newest_ns / 1e9) if self.newest_ns else float("inf")
 
 
 class Sink(Service):
@@ -232,6 +244,7 @@ class Sink(Service):
         through = take.upto if len(lines) < self._batch else last
         if lines:
             await self._deliver(lines, devices)
+            s.newest_ns = max(s.newest_ns, int(lines[-1].rsplit(" ", 1)[1]))
         s.cursor = cursor.advance(take, through)
         self._last_lane = take.lane
         await asyncio.to_thread(reader.save_cursor, self.sink, s.cursor)
