@@ -95,7 +95,9 @@ def _summary(cfg: SiteConfig, path: Path) -> str:
         f"{len(cfg.items)} items in {len(cfg.groups)} groups, {len(cfg.modifiers)} modifiers, "
         f"{len(cfg.courses)} courses, {len(cfg.stations)} stations: {stations}. "
         f"Routes OK: {len(cfg.routes)} rules send every item to exactly one station. "
-        f"Broker {cfg.mqtt.url}, state in {cfg.state.dir}/ (durability {cfg.state.durability})."
+        f"Broker {cfg.mqtt.url}, state in {cfg.state.dir}/ (durability {cfg.state.durability}). "
+        f"Telemetry kept {cfg.telemetry.history_days:g} days"
+        + (f", streamed to {cfg.telemetry.influx.url}." if cfg.telemetry.influx else ".")
     )
 
 
@@ -336,6 +338,10 @@ def _telemetry(args: argparse.Namespace) -> int:
             since = until - cmd.parse_duration(args.since or "1h")
     except ValueError as err:
         _say(f"gateway telemetry query: {err}", sys.stderr)
+        return EXIT_CONFIG
+    except OverflowError:  # a --since that reaches back before year 1
+        _say(f"gateway telemetry query: --since {args.since or '1h'} reaches back before year 1; "
+             "give a shorter duration, or --from", sys.stderr)  # fmt: skip
         return EXIT_CONFIG
     return cmd.query(cfg, args.device, since=since, until=until, point=args.point,
                      fmt=args.format)  # fmt: skip

@@ -87,8 +87,15 @@ def _relative_to(cfg: SiteConfig, base: Path) -> SiteConfig:
     mqtt = cfg.mqtt
     if mqtt.password_file is not None:
         mqtt = mqtt.model_copy(update={"password_file": fix(mqtt.password_file)})
+    telemetry = cfg.telemetry
+    influx = telemetry.influx
+    if influx is not None and influx.token_file is not None:
+        influx = influx.model_copy(update={"token_file": fix(influx.token_file)})
+        telemetry = telemetry.model_copy(update={"influx": influx})
     dirs = tuple(fix(d) for d in cfg.devices_profiles)
-    return cfg.model_copy(update={"state": state, "mqtt": mqtt, "devices_profiles": dirs})
+    return cfg.model_copy(
+        update={"state": state, "mqtt": mqtt, "telemetry": telemetry, "devices_profiles": dirs}
+    )
 
 
 def check_site(cfg: SiteConfig) -> list[ConfigProblem]:

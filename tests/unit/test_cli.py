@@ -163,6 +163,17 @@ def test_environment_overrides_the_file(demo_site: SiteConfig) -> None:
     assert demo_site.mqtt.url == "mqtt://127.0.0.1:1883", "the loaded config is not changed"
 
 
+def test_the_influx_url_comes_from_a_flag_or_the_environment(demo_site: SiteConfig) -> None:
+    assert effective_config(demo_site, {}).telemetry.influx is None
+    env = {"GATEWAY_INFLUX_URL": "http://env:8086"}
+    influx = effective_config(demo_site, env).telemetry.influx
+    assert influx is not None
+    assert influx.url == "http://env:8086"
+    influx = effective_config(demo_site, env, influx_url="http://flag:8086").telemetry.influx
+    assert influx is not None
+    assert influx.url == "http://flag:8086"
+
+
 def test_flags_override_the_environment(demo_site: SiteConfig) -> None:
     env = {"GATEWAY_MQTT_URL": "mqtt://env:1883", "GATEWAY_STATE_DIR": "/env"}
     cfg = effective_config(demo_site, env, mqtt_url="mqtt://flag:1883", state_dir=Path("/flag"))

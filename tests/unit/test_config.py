@@ -345,3 +345,49 @@ def test_relative_paths_in_a_site_file_are_relative_to_that_file(tmp_path: Path)
     assert cfg.mqtt.password_file == site_dir / "mqtt.pw"
     absolute = load_site(site_dir / "site.toml").with_overrides(state_dir=Path("/srv/state"))
     assert absolute.state.dir == Path("/srv/state")
+
+
+# --- telemetry ---------------------------------------------------------------------------------
+
+
+def test_telemetry_defaults_keep_a_local_history_only() -> None:
+    cfg = parse_site(site())
+    assert cfg.telemetry.history_days == 14
+    assert cfg.telemetry.influx is None
+
+
+def test_an_influx_token_in_the_site_file_is_refused_with_the_fix() -> None:
+    data = site()
+    data["telemetry"] = {"influx": {"url": "http://influx:8086", "token": "s3cret"}}
+    [problem] = problems(data)
+    assert problem.key == "telemetry.influx"
+    assert "token_file" in problem.message
+    assert "GATEWAY_INFLUX_TOKEN" in problem.message
+
+
+def test_the_influx_token_comes_from_the_environment_or_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("from-file\n")
+    (tmp_path / "site.toml").write_text(
+        DEMO.read_text() + '\n[telemetry.influx]\nurl = "http://i:8086"\ntoken_file = "token"\n'
+    )
+    cfg = load_site(tmp_path / "site.toml")
+    assert cfg.telemetry.influx is not None
+    assert cfg.telemetry.influx.token_file == tmp_path / "token"  # relative to the site file
+    monkeypatch.delenv("GATEWAY_INFLUX_TOKEN", raising=False)
+    assert cfg.telemetry.influx.token() == "from-file"
+    monkeypatch.setenv("GATEWAY_INFLUX_TOKEN", "from-env")
+    assert cfg.telemetry.influx.token() == "from-env"
+
+
+def test_an_influx_url_override_adds_a_sink_with_default_org_and_bucket() -> None:
+    cfg = parse_site(site()).with_overrides(influx_url="http://tsdb:8428")
+    assert cfg.telemetry.influx is not None
+    assert (cfg.telemetry.influx.url, cfg.telemetry.influx.bucket) == ("http://tsdb:8428", "kitchen")
+
+
+def test_an_influx_url_must_be_http() -> None:
+    data = site()
+    data["telemetry"] = {"influx": {"url": "influx.local:8086"}}
+    assert keys(data) == {"telemetry.influx.url"}
