@@ -13,16 +13,24 @@ issue's size: ``TELEMETRY_OUTAGE_S=30``).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from gateway.codec import encode
+from gateway.contract import Telemetry
 from gateway.telemetry.history import HistoryReader
 from gateway.telemetry.lineproto import parse_field_set
 from gateway.transport.broker import free_ports
@@ -115,7 +123,9 @@ class CountingDevices:
         self._loop.close()
 
 
-def site_file(tmp_path: Path, ports: list[int], influx_url: str) -> Path:
+def site_file(
+    tmp_path: Path, ports: list[int], influx_url: str | None, extra_devices: str = ""
+) -> Path:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "counting.toml").write_text(PROFILE)
@@ -123,6 +133,12 @@ def site_file(tmp_path: Path, ports: list[int], influx_url: str) -> Path:
         f'\n[[devices]]\nid = "fridge-{n}"\nprofile = "counting-fridge"\nstation = "cold"\n'
         f'location = "Walk-in {n}"\nhost = "{HOST}"\nport = {port}\n'
         for n, port in enumerate(ports)
+    ) + extra_devices
+    influx = (
+        f'[telemetry.influx]\nurl = "{influx_url}"\norg = "itest"\nbucket = "kitchen"\n'
+        "batch_points = 200\nflush_s = 0.2\n"
+        if influx_url
+        else ""
     )
     path = tmp_path / "site.toml"
     path.write_text(f"""
@@ -138,12 +154,7 @@ durability = "normal"
 [telemetry]
 history_days = 1
 
-[telemetry.influx]
-url = "{influx_url}"
-org = "itest"
-bucket = "kitchen"
-batch_points = 200
-flush_s = 0.2
+{influx}
 
 [tables]
 count = 1
@@ -202,6 +213,13 @@ def database_rows(tsdb: VictoriaMetrics) -> dict[str, list[tuple[int, int, float
         assert counts.keys() == tenths.keys(), "one field of a reading arrived without the other"
         out[device] = [(t, int(counts[t]), tenths[t]) for t in sorted(counts)]
     return out
+
+
+def history_head(state: Path) -> int:
+    if not (state / "telemetry.db").exists():
+        return 0
+    with HistoryReader(state / "telemetry.db", readonly=True) as h:
+        return h.head()
 
 
 def caught_up(state: Path) -> bool:
@@ -270,3 +288,52 @@ def test_an_outage_and_a_kill_lose_no_reading_and_duplicate_none(
         # waits 50 ms for more), and whatever was in flight when the devices stopped.
         missing = sorted(set(served[: served_before_stop[port]]) - set(counts))
         assert len(missing) <= 6, (device, missing)
+
+
+def gateway_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+def test_sensor_node_readings_land_in_the_same_history_and_are_queried(
+    tmp_path: Path, broker: MosquittoProcess
+) -> None:
+    probe = '\n[[devices]]\nid = "probe-1"\nprofile = "fridge-probe-node"\nlocation = "Reach-in"\n'
+    site = site_file(tmp_path, [], None, probe)
+    state = tmp_path / "state"
+    gw = GatewayProcess(site, broker.url, state)
+    node = paho.Client(CallbackAPIVersion.VERSION2, client_id="probe-1")
+    node.connect(HOST, broker.port)
+    node.loop_start()
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    try:
+        gw.start()
+        for seq in range(1, 4):
+            # The node's JSON says 4, not 4.0: the field is a float all the same.
+            values = {"temp_c": 3 + seq, "door_open": seq == 2, "rssi_dbm": -60 - seq}
+            body = encode(Telemetry(device="probe-1", at=at + timedelta(seconds=seq), seq=seq,
+                                    values=values))  # fmt: skip
+            node.publish("rst/itest/device/probe-1/telemetry", body, qos=0).wait_for_publish(5)
+        wait_for(lambda: history_head(state) >= 6, 15, "the probe's readings in the history")
+    finally:
+        node.loop_stop()
+        node.disconnect()
+        gw.stop()
+
+    out = gateway_command("telemetry", "query", "probe-1", "--since", "1h", "--format", "json",
+                          "--config", str(site), "--state-dir", str(state))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    temps = [r for r in rows if r["point"] == "temp_c"]
+    assert [(r["value"], r["unit"], r["food_safety"]) for r in temps] == [
+        ("4.0", "°C", True), ("5.0", "°C", True), ("6.0", "°C", True)
+    ]
+    assert temps[0]["time"].startswith((at + timedelta(seconds=1)).astimezone().isoformat()[:19])
+    rssi = [r["value"] for r in rows if r["point"] == "rssi_dbm"]
+    assert rssi == ["-61", "-62", "-63"]  # an int field stays an int
+    status = gateway_command("telemetry", "status", "--config", str(site), "--state-dir", str(state))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "sinks: none configured" in status.stdout
+    assert "dropped: nothing" in status.stdout
