@@ -333,7 +333,9 @@ def test_sensor_node_readings_land_in_the_same_history_and_are_queried(
     assert temps[0]["time"].startswith((at + timedelta(seconds=1)).astimezone().isoformat()[:19])
     rssi = [r["value"] for r in rows if r["point"] == "rssi_dbm"]
     assert rssi == ["-61", "-62", "-63"]  # an int field stays an int
-    status = gateway_command("telemetry", "status", "--config", str(site), "--state-dir", str(state))
+    status = gateway_command(
+        "telemetry", "status", "--config", str(site), "--state-dir", str(state)
+    )
     assert status.returncode == 0, status.stdout + status.stderr
     assert "sinks: none configured" in status.stdout
     assert "dropped: nothing" in status.stdout
