@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from gateway.errors import StoreError
 from gateway.telemetry.history import HistoryReader
+from gateway.telemetry.lanes import Cursor
 from gateway.telemetry.lineproto import parse_field_set
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ __all__ = ["parse_duration", "parse_time", "query", "status"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 _NS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = 2**63 - 1  # SQLite's integers: a bound past year 2262 is clamped to the end of time
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -44,7 +47,11 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(
         float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
     )
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration: write e.g. 90s, 15m, 2h, 3d or "
+                         "1h30m") from None  # fmt: skip
 
 
 def parse_time(text: str) -> datetime:
@@ -59,6 +66,13 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is not a time: write e.g. 2026-12-04T18:00 or "
                          "2026-12-04T18:00:00+01:00") from None  # fmt: skip
     return at if at.tzinfo is not None else at.astimezone()
+
+
+def _ns(at: datetime) -> int:
+    # Exact, in integers: timestamp() is a float, 256 ns apart at today's dates, which put a
+    # reading taken exactly at --from outside the window and one exactly at --to inside it.
+    ns = (at if at.tzinfo is not None else at.astimezone()) - _EPOCH
+    return max(-_INT64 - 1, min(ns // timedelta(microseconds=1) * 1000, _INT64))
 
 
 def _when(ns: int) -> str:
@@ -81,7 +95,7 @@ def query(
     fmt: str,
     out: TextIO | None = None,
 ) -> int:
-    """Print one device's readings between ``since`` and ``until``, one value per line.
+    """Print one device's readings from ``since`` (included) to ``until`` (not), one value a line.
 
     Returns:
         The exit code: 0, or 1 with a line on stderr saying why (no history, unknown device).
@@ -129,7 +143,7 @@ def _rows(
     point: str | None,
     units: Mapping[str, str],
 ) -> Iterable[tuple[str, str, str, str, bool]]:
-    lo, hi = int(since.timestamp() * _NS), int(until.timestamp() * _NS)
+    lo, hi = _ns(since), _ns(until)
     for at_ns, safety, fields in history.query(device, lo, hi):
         when = _when(at_ns)
         for name, value in parse_field_set(fields).items():
@@ -209,7 +223,7 @@ def _sink_line(
     cursor = history.cursor(name)
     if cursor is None:
         pending, size = history.size()[0], None
-        oldest = None
+        oldest = history.oldest_pending_ns(Cursor())  # a sink not started yet lacks them all
     else:
         pending, size = history.pending_rows(cursor)
         oldest = history.oldest_pending_ns(cursor)
