@@ -240,7 +240,12 @@ class Recorder(Service):
             self._alert("info", "telemetry_write_recovered",
                         f"telemetry is written to {self.path} again", "telemetry")  # fmt: skip
             self.stats.failing = None
-        self._refusing = False
+        if self._refusing and len(queue) < self._cfg.queue_readings // 2:
+            # Over: the queue has room again (not merely one batch's worth, which would alert
+            # again at every commit of a disk that is only slow).
+            self._refusing = False
+            log.warning("telemetry: the queue has room again; %d readings were refused",
+                        sum(self.stats.refused.values()))  # fmt: skip
         self.stats.written += len(batch)
         self.stats.rows += rows
         self.stats.head = max(self.stats.head, last)
