@@ -142,22 +142,23 @@ def _rows(
     until: datetime,
     point: str | None,
     units: Mapping[str, str],
-) -> Iterable[tuple[str, str, str, str, bool]]:
+) -> Iterable[tuple[str, str, Value, str, bool]]:
     lo, hi = _ns(since), _ns(until)
     for at_ns, safety, fields in history.query(device, lo, hi):
         when = _when(at_ns)
         for name, value in parse_field_set(fields).items():
             if point is None or name == point:
-                yield when, name, _text(value), units.get(name, ""), safety
+                yield when, name, value, units.get(name, ""), safety
 
 
-def _print(rows: Iterable[tuple[str, str, str, str, bool]], fmt: str, out: TextIO) -> None:
+def _print(rows: Iterable[tuple[str, str, Value, str, bool]], fmt: str, out: TextIO) -> None:
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(["time", "point", "value", "unit", "food_safety"])
         for when, name, value, unit, safety in rows:
-            writer.writerow([when, name, value, unit, "yes" if safety else ""])
+            writer.writerow([when, name, _text(value), unit, "yes" if safety else ""])
     elif fmt == "json":
+        # The value as JSON types it: a number, true/false, or a string.
         for when, name, value, unit, safety in rows:
             record = {"time": when, "point": name, "value": value, "unit": unit,
                       "food_safety": safety}  # fmt: skip
@@ -166,7 +167,7 @@ def _print(rows: Iterable[tuple[str, str, str, str, bool]], fmt: str, out: TextI
         count = 0
         for when, name, value, unit, safety in rows:
             mark = " *" if safety else ""
-            out.write(f"{when}  {name:<24} {value:>12} {unit}{mark}\n")
+            out.write(f"{when}  {name:<24} {_text(value):>12} {unit}{mark}\n")
             count += 1
         out.write(f"({count} values; * = food-safety record)\n" if count else "(no readings)\n")
 

@@ -140,8 +140,9 @@ def _translate(err: sqlite3.Error, path: Path) -> StoreError:
 
 def _connect(path: Path, durability: str, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                             check_same_thread=False)  # fmt: skip
+        # as_uri() percent-encodes the path: a '?' or '#' in a directory name stays a name.
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                             isolation_level=None, check_same_thread=False)  # fmt: skip
     else:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")

@@ -53,10 +53,11 @@ class InfluxWriter:
         self.cfg = cfg
         try:
             token = cfg.token()
-        except OSError as err:
+        except (OSError, UnicodeDecodeError) as err:
+            why = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
             raise SinkError(
                 "influx", "refused", None,
-                f"cannot read the token file {cfg.token_file}: {err.strerror}; fix: create it "
+                f"cannot read the token file {cfg.token_file}: {why}; fix: put the token in it "
                 "(readable by the gateway's user) or set GATEWAY_INFLUX_TOKEN",
             ) from err  # fmt: skip
         self._client = InfluxDBClient(

@@ -327,12 +327,13 @@ def test_sensor_node_readings_land_in_the_same_history_and_are_queried(
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     temps = [r for r in rows if r["point"] == "temp_c"]
+    assert all(isinstance(r["value"], float) for r in temps)
     assert [(r["value"], r["unit"], r["food_safety"]) for r in temps] == [
-        ("4.0", "°C", True), ("5.0", "°C", True), ("6.0", "°C", True)
+        (4.0, "°C", True), (5.0, "°C", True), (6.0, "°C", True)
     ]
     assert temps[0]["time"].startswith((at + timedelta(seconds=1)).astimezone().isoformat()[:19])
     rssi = [r["value"] for r in rows if r["point"] == "rssi_dbm"]
-    assert rssi == ["-61", "-62", "-63"]  # an int field stays an int
+    assert rssi == [-61, -62, -63]  # an int field stays an int
     status = gateway_command(
         "telemetry", "status", "--config", str(site), "--state-dir", str(state)
     )

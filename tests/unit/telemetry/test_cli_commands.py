@@ -170,9 +170,9 @@ def test_query_as_json_lines(tmp_path: Path) -> None:
     assert code == 0
     when = "2025-01-15T06:30:00.123+00:00"
     assert [json.loads(line) for line in text.splitlines()] == [
-        {"time": when, "point": "cabinet_temp", "value": "3.0", "unit": "°C", "food_safety": True},
-        {"time": when, "point": "door_open", "value": "false", "unit": "", "food_safety": False},
-        {"time": when, "point": "compressor_hours", "value": "1200", "unit": "h",
+        {"time": when, "point": "cabinet_temp", "value": 3.0, "unit": "°C", "food_safety": True},
+        {"time": when, "point": "door_open", "value": False, "unit": "", "food_safety": False},
+        {"time": when, "point": "compressor_hours", "value": 1200, "unit": "h",
          "food_safety": False},
     ]  # fmt: skip
 
@@ -201,7 +201,7 @@ def test_query_window_includes_its_start_and_excludes_its_end(tmp_path: Path) ->
     for k, (start, end) in enumerate(pairwise(times)):
         code, text = run_query(cfg, since=start, until=end, point="compressor_hours", fmt="json")
         assert code == 0
-        assert [json.loads(line)["value"] for line in text.splitlines()] == [str(1200 + k)]
+        assert [json.loads(line)["value"] for line in text.splitlines()] == [1200 + k]
         assert run_query(cfg, since=start, until=start) == (0, "(no readings)\n")
 
 

@@ -138,3 +138,12 @@ def test_another_layout_is_refused_with_the_fix(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="move it away"):
         History(path, "normal")
+
+
+def test_a_reader_opens_a_history_whose_path_has_uri_characters(tmp_path: Path) -> None:
+    odd = tmp_path / "state?v=1#x %41"
+    odd.mkdir()
+    with History(odd / "t.db", "normal") as h:
+        h.append([reading(1)])
+    with HistoryReader(odd / "t.db", readonly=True) as r:
+        assert r.head() == 1
