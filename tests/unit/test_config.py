@@ -383,8 +383,9 @@ def test_the_influx_token_comes_from_the_environment_or_its_file(
 
 def test_an_influx_url_override_adds_a_sink_with_default_org_and_bucket() -> None:
     cfg = parse_site(site()).with_overrides(influx_url="http://tsdb:8428")
-    assert cfg.telemetry.influx is not None
-    assert (cfg.telemetry.influx.url, cfg.telemetry.influx.bucket) == ("http://tsdb:8428", "kitchen")
+    influx = cfg.telemetry.influx
+    assert influx is not None
+    assert (influx.url, influx.org, influx.bucket) == ("http://tsdb:8428", "kitchen", "kitchen")
 
 
 def test_an_influx_url_must_be_http() -> None:
