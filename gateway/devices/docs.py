@@ -112,6 +112,7 @@ def _modbus_part(profile: Profile) -> list[str]:
     )  # fmt: skip
     rows = [_point_row(p, s) for p in profile.points]
     lines += _table(header, rows)
+    lines += _food_safety([p.id for p in profile.points if p.food_safety])
     enums = [p for p in profile.points if p.enum]
     if enums:
         lines += ["", "Enum labels (raw value = meaning)"]
@@ -176,6 +177,15 @@ def _point_row(p: ModbusPoint, s: ModbusSettings) -> tuple[str, ...]:
     )
 
 
+def _food_safety(ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    return [
+        "",
+        f"Food-safety records (kept, never dropped from the telemetry history): {', '.join(ids)}",
+    ]
+
+
 def _orders_text(p: ModbusPoint, s: ModbusSettings) -> str:
     """Effective orders; multi-register numbers also get the usual ABCD layout notation."""
     if p.table.is_bits:
@@ -227,6 +237,7 @@ def _mqtt_part(profile: Profile) -> list[str]:
         for f in profile.fields
     ]
     lines += _table(header, rows)
+    lines += _food_safety([f.id for f in profile.fields if f.food_safety])
     # Built from the wire model itself, so the example cannot drift from the contract.
     example = Telemetry(
         device=f"{profile.profile.id}-1",

@@ -243,3 +243,12 @@ def test_the_validator_names_every_merged_read_across_undefined_registers(path: 
             for b in plan_reads(group, profile.settings):
                 spans |= {(b.table, a) for a in range(b.start, b.start + b.count)}
         assert spans - covered == named
+
+
+def test_food_safety_points_are_named() -> None:
+    said = "Food-safety records (kept, never dropped from the telemetry history): "
+    fridge = register_map(load_profile(BUILTIN_PROFILES / "walkin-fridge.toml"))
+    assert f"{said}cabinet_temp\n" in fridge
+    probe = register_map(load_profile(BUILTIN_PROFILES / "fridge-probe-node.toml"))
+    assert f"{said}temp_c\n" in probe
+    assert "Food-safety" not in register_map(Profile.model_validate(FRYER))

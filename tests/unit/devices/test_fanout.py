@@ -109,3 +109,30 @@ def test_a_large_backlog_is_delivered_in_batches_with_turns_for_the_loop() -> No
 def test_the_buffer_must_hold_something() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Fanout(0)
+
+
+def test_a_recorder_gets_every_reading_at_once_with_no_buffer_to_drop_from() -> None:
+    fanout = Fanout(1)  # a lossy subscriber keeps one; the recorder is not behind that buffer
+    kept: list[int] = []
+    fanout.record(lambda r: kept.append(int(r.values["kg"])))
+    lossy = fanout.subscribe(lambda _: None)
+    for n in range(50):
+        fanout.publish(reading(n))
+    assert kept == list(range(50))  # inside publish, before any fan-out task ran
+    assert lossy.dropped == 49
+
+
+def test_a_failing_recorder_is_counted_and_logged_once_and_polling_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    fanout = Fanout(10)
+
+    def broken(_: DeviceReadings) -> None:
+        raise RuntimeError("bug in a recorder")
+
+    fanout.record(broken)
+    for n in range(3):
+        fanout.publish(reading(n))  # does not raise into the poller
+    assert fanout.recorder_errors == 3
+    assert caplog.text.count("a readings recorder failed") == 1
