@@ -12,7 +12,13 @@ import pytest
 
 from gateway.config import DeviceInstance
 from gateway.contract import DeviceState, Telemetry
-from gateway.devices.bridge import DeviceBridge, LastSeen, Rejection, check_telemetry
+from gateway.devices.bridge import (
+    DeviceBridge,
+    LastSeen,
+    Rejection,
+    as_declared,
+    check_telemetry,
+)
 from gateway.devices.events import AvailabilityChanged, DeviceReadings
 from gateway.devices.profile import MqttField, Profile
 from gateway.transport.dispatch import Dispatcher
@@ -225,3 +231,14 @@ def test_bad_sensor_payloads_are_counted_logged_once_and_never_raise(
     assert b.stats.sensor_accepted == 1
     assert len(readings) == 1
     assert len(caplog.records) == 2  # once per (device, kind)
+
+
+def test_a_float_field_is_a_float_whatever_the_json_wrote() -> None:
+    fields = [
+        MqttField(id="t", name="t", type="float"),
+        MqttField(id="n", name="n", type="int"),
+        MqttField(id="b", name="b", type="bool"),
+    ]
+    got = as_declared({"t": 21, "n": 3, "b": True}, fields)
+    assert got == {"t": 21.0, "n": 3, "b": True}
+    assert [type(v) for v in got.values()] == [float, int, bool]
