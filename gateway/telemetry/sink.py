@@ -193,7 +193,9 @@ class Sink(Service):
         if writer is not None:
             await asyncio.to_thread(writer.close)
         if reader is not None:
-            with contextlib.suppress(Exception):
+            # The state is for `gateway telemetry status`; a history that cannot take it now
+            # (its disk failing) is no reason to fail the stop.
+            with contextlib.suppress(StoreError):
                 await asyncio.to_thread(reader.save_sink, self._record())
             await asyncio.to_thread(reader.close)
 
