@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from gateway.devices.availability import Outcome
     from gateway.devices.codec import Value
     from gateway.devices.connector import Connection, ConnectionFactory
-    from gateway.devices.events import DeviceOutbox, ReadingsCallback
+    from gateway.devices.events import AvailabilityChanged, DeviceOutbox, ReadingsCallback
     from gateway.devices.guard import Approved, WriteGuard, WriteRequest
     from gateway.devices.profile import ModbusPoint, Profile, Table
     from gateway.devices.sparse import DeviceMap
@@ -237,6 +237,7 @@ class DeviceService(Service):
             for d, m in self._maps.items()
         }
         self._fanout = Fanout(t.subscriber_buffer)
+        self._watchers: list[Callable[[AvailabilityChanged], None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -267,7 +268,7 @@ class DeviceService(Service):
         stopped = [a.stop("the gateway stopped polling it") for a in self._avail.values()]
         for change in stopped:
             if change is not None:
-                self._outbox.send(change)
+                self._announce(change)
         log.info("device service stopped")
 
     # --- readings in and out ------------------------------------------------------------
@@ -277,7 +278,7 @@ class DeviceService(Service):
         now = self._clock.now()
         change = self._avail[device].observe(outcome, detail, now)
         if change is not None:
-            self._outbox.send(change)
+            self._announce(change)
         if values:
             readings = DeviceReadings(device, now, values)
             self._outbox.send(readings)
@@ -358,6 +359,18 @@ class DeviceService(Service):
         returned subscription's ``dropped``. ``Subscription.close()`` unsubscribes.
         """
         return self._fanout.subscribe(callback)
+
+    def _announce(self, change: AvailabilityChanged) -> None:
+        self._outbox.send(change)
+        for watcher in self._watchers:
+            watcher(change)
+
+    def on_availability(self, callback: Callable[[AvailabilityChanged], None]) -> None:
+        """Call ``callback`` with every availability change, as it is announced (must not block).
+
+        For services that judge a device by its availability (a fault detector's "silent").
+        """
+        self._watchers.append(callback)
 
     def record(self, callback: ReadingsCallback) -> None:
         """Call ``callback`` with every reading (Modbus and MQTT) at once, as it is taken.

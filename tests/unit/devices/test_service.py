@@ -257,6 +257,8 @@ def test_availability_changes_once_per_change_and_readings_are_only_what_was_rea
     rig = Rig(oven())
     conn = rig.conn()
     conn.registers[1].update({0: 1805, 10: 1, 20: 180})
+    watched: list[DeviceState] = []
+    rig.service.on_availability(lambda change: watched.append(change.state))
 
     async def main() -> None:
         started = rig.clock.now()
@@ -285,6 +287,7 @@ def test_availability_changes_once_per_change_and_readings_are_only_what_was_rea
             ]  # fmt: skip
         # Leaving says the devices are no longer watched.
         assert rig.outbox.changes("oven1")[-1] is DeviceState.OFFLINE
+        assert watched == rig.outbox.changes("oven1")  # a watcher sees every change, once
 
     run(main())
 
