@@ -40,15 +40,17 @@ from gateway.telemetry.schema import split_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
     from pathlib import Path
 
     from gateway.clock import Clock
     from gateway.config import TelemetryConfig
+    from gateway.devices.codec import Value
     from gateway.devices.events import DeviceReadings
     from gateway.telemetry.lanes import Cursor
     from gateway.telemetry.schema import DeviceSchema
 
-__all__ = ["Recorder", "RecorderStats"]
+__all__ = ["Note", "Recorder", "RecorderStats"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,25 @@ _NS = 1_000_000_000
 
 #: A device's series as the history keys it, its escaper, and its food-safety points.
 _Series = tuple[tuple[str, str, tuple[tuple[str, str], ...], str], SeriesPrefix, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One of the gateway's own records about a device, written beside its readings.
+
+    Attributes:
+        device: the device it is about (its history, for ``gateway telemetry query``).
+        measurement: ``availability`` or ``alert`` (docs/telemetry.md).
+        tags: the series' tags (``site``, ``device`` and what the measurement adds).
+        at: when it happened.
+        values: the fields.
+    """
+
+    device: str
+    measurement: str
+    tags: Mapping[str, str]
+    at: datetime
+    values: Mapping[str, Value]
 
 
 @dataclass
@@ -127,9 +148,10 @@ class Recorder(Service):
         self._alert = alert
         self._cursors = cursors
         self._retry_s = retry_s
-        self._queue: deque[DeviceReadings] = deque()
+        self._queue: deque[DeviceReadings | Note] = deque()
         self._wake = asyncio.Event()
         self._series: dict[str, _Series] = {}
+        self._note_series: dict[tuple[str, str, tuple[tuple[str, str], ...]], SeriesPrefix] = {}
         self._history: History | None = None
         self._listeners: list[Callable[[int], None]] = []
         self._refused_unsaved: Counter[tuple[str, str]] = Counter()
@@ -151,6 +173,22 @@ class Recorder(Service):
                 self._refuse(readings.device)
                 return
         self._queue.append(readings)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def note(self, note: Note) -> None:
+        """Queue one of the gateway's own records (an availability change, an alert event).
+
+        Written to the history and streamed like a reading, under the note's own measurement
+        and tags (docs/telemetry.md), so a dashboard can draw device health and an alert
+        timeline beside the readings. Past the queue's bound a note is refused like a reading
+        that holds no food-safety point.
+        """
+        self.stats.taken += 1
+        if len(self._queue) >= self._cfg.queue_readings:
+            self._refuse(note.device)
+            return
+        self._queue.append(note)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -256,7 +294,7 @@ class Recorder(Service):
     def _append(
         self,
         history: History,
-        batch: Sequence[DeviceReadings],
+        batch: Sequence[DeviceReadings | Note],
         refused: Counter[tuple[str, str]],
         now: float,
     ) -> tuple[int, int]:
@@ -282,10 +320,13 @@ class Recorder(Service):
         self._alert("critical", "telemetry_write_failed", f"telemetry is not being kept: {what}",
                     "telemetry")  # fmt: skip
 
-    def _rows(self, batch: Sequence[DeviceReadings]) -> list[Row]:
+    def _rows(self, batch: Sequence[DeviceReadings | Note]) -> list[Row]:
         rows: list[Row] = []
         known = self._series
         for r in batch:
+            if isinstance(r, Note):
+                rows += self._note_rows(r)
+                continue
             found = known.get(r.device)
             if found is None:
                 found = known[r.device] = self._series_of(r.device)
@@ -302,6 +343,18 @@ class Recorder(Service):
                 if text is not None:
                     rows.append(Row(series, at_ns, safety=False, fields=text))
         return rows
+
+    def _note_rows(self, note: Note) -> list[Row]:
+        tags = tuple(sorted(note.tags.items()))
+        key = (note.device, note.measurement, tags)
+        prefix = self._note_series.get(key)
+        if prefix is None:
+            prefix = self._note_series[key] = SeriesPrefix(note.measurement, note.tags)
+        text = prefix.fields(note.values)
+        if text is None:
+            return []
+        at_ns = round(note.at.timestamp() * 1_000_000) * 1000
+        return [Row((*key, prefix.text), at_ns, safety=False, fields=text)]
 
     def _series_of(self, device: str) -> _Series:
         schema = self._schemas.get(device)

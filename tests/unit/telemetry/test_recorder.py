@@ -11,7 +11,7 @@ from gateway.config import TelemetryConfig
 from gateway.devices.events import DeviceReadings
 from gateway.telemetry.history import HistoryReader
 from gateway.telemetry.lineproto import parse_field_set
-from gateway.telemetry.recorder import Recorder
+from gateway.telemetry.recorder import Note, Recorder
 from gateway.telemetry.schema import DeviceSchema
 
 if TYPE_CHECKING:
@@ -164,3 +164,23 @@ def test_the_cap_drops_other_readings_first_and_alerts_once(tmp_path: Path) -> N
         assert h._all("SELECT count(*) FROM safety")[0][0] == 6000  # every HACCP record kept
     assert [k for _, k in alerts].count("telemetry_cap") == 1
     assert ("critical", "telemetry_food_safety_cap") in alerts
+
+
+def test_a_note_is_written_beside_the_readings_under_its_own_series(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+
+    async def main() -> None:
+        async with recorder(path, []) as rec:
+            rec.note(Note("fridge-1", "availability", {"site": "s", "device": "fridge-1"},
+                          T0, {"state": "offline", "online": False}))  # fmt: skip
+            rec.take(fridge(1))
+            await until(lambda: rec.stats.written == 2)
+
+    asyncio.run(main())
+    with HistoryReader(path) as h:
+        lines, devices, _ = h.lines(0, 10, 10)
+    assert lines[0] == (
+        'availability,device=fridge-1,site=s state="offline",online=false '
+        f"{int(T0.timestamp()) * 1_000_000_000}"
+    )
+    assert devices[:1] == ["fridge-1"]
