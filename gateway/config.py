@@ -148,6 +148,42 @@ class TelemetryConfig(Frozen):
     influx: InfluxConfig | None = None
 
 
+class HaccpConfig(Frozen):
+    """The food-safety (HACCP) record an inspector is given (``gateway.telemetry.haccp``).
+
+    ``interval_min``: one record per food-safety unit per interval, on the clock's marks (:00,
+    :15, ...), so it divides 60. ``keep_days``: a monthly segment of the record is retired once
+    its newest record is this old (so records are kept between ``keep_days`` and a month more);
+    inspectors expect 90 days at least, a year where the local rules say so. ``dir``: where the
+    segments live; default ``{state.dir}/haccp``, a relative path is relative to ``state.dir``.
+    The record is kept apart from the telemetry history and outlives its ``history_days``.
+    """
+
+    interval_min: int = Field(default=15, ge=1, le=60)
+    keep_days: int = Field(default=90, le=3660)
+    dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _sound(self) -> Self:
+        if 60 % self.interval_min:
+            msg = (
+                f"interval_min = {self.interval_min} does not divide the hour: use 1, 2, 3, 4, "
+                "5, 6, 10, 12, 15, 20, 30 or 60 (food-safety records are kept every 10-20 min)"
+            )
+            raise ValueError(msg)
+        if self.keep_days < 90:
+            msg = (
+                f"keep_days = {self.keep_days} is too short: food-safety records are kept 90 "
+                "days at least (a year where the local rules ask for it)"
+            )
+            raise ValueError(msg)
+        return self
+
+    def directory(self, state_dir: Path) -> Path:
+        """Where the record lives, given the site's (effective) ``state.dir``."""
+        return state_dir / "haccp" if self.dir is None else state_dir / self.dir
+
+
 class DeliveryConfig(Frozen):
     """How tickets are resent until a screen acknowledges them."""
 
@@ -327,6 +363,7 @@ class SiteConfig(Frozen):
     delivery: DeliveryConfig = DeliveryConfig()
     kds: KdsConfig = KdsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    haccp: HaccpConfig = HaccpConfig()
     tables: Tables
     stations: tuple[Station, ...] = Field(min_length=1)
     courses: tuple[Course, ...] = (Course(number=1, name="main"),)
