@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_device_commands(sub)
     _add_telemetry_commands(sub)
+    _add_haccp_commands(sub)
 
     # The demo parses its own options: everything after `demo` is handed to it unchanged.
     sub.add_parser("demo", help="a simulated dinner service (gateway demo --help)", add_help=False)
@@ -345,6 +346,55 @@ def _telemetry(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     return cmd.query(cfg, args.device, since=since, until=until, point=args.point,
                      fmt=args.format)  # fmt: skip
+
+
+def _add_haccp_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    haccp = sub.add_parser("haccp", help="the food-safety (HACCP) record: report it, verify it")
+    actions = haccp.add_subparsers(dest="haccp_command", required=True, metavar="ACTION")
+    report = actions.add_parser(
+        "report",
+        help="the record of a period for an inspector: readings, excursions, actions, gaps",
+        epilog="DATE: 2026-12-01 (a whole day: --to 2026-12-07 includes the 7th) or "
+        "2026-12-01T18:00; local time without an offset. Exit code 1: the record is not intact "
+        "(the report says where) or there is none.",
+    )
+    report.add_argument("--from", dest="from_", required=True, metavar="DATE")
+    report.add_argument("--to", required=True, metavar="DATE")
+    report.add_argument("--device", metavar="D", help="only this unit")
+    report.add_argument("--format", choices=("csv", "pdf"), default="csv")
+    report.add_argument("--output", type=Path, metavar="FILE", help="(default: standard output)")
+    verify = actions.add_parser(
+        "verify",
+        help="check every record and the hash chain; name the first bad record",
+        epilog="Exit code 1: a record is bad (its file, line and what is wrong are named).",
+    )
+    for p in (report, verify):
+        p.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+        p.add_argument(
+            "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR}"
+        )
+    haccp.set_defaults(handler=_haccp)
+
+
+def _haccp(args: argparse.Namespace) -> int:
+    from gateway.telemetry import haccp_report as cmd  # noqa: PLC0415
+
+    cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
+    if args.haccp_command == "verify":
+        return cmd.verify_command(cfg, sys.stdout)
+    try:
+        since, until = cmd.parse_date(args.from_), cmd.parse_date(args.to, end=True)
+    except ValueError as err:
+        _say(f"gateway haccp report: {err}", sys.stderr)
+        return EXIT_CONFIG
+    if until <= since:
+        _say("gateway haccp report: --to must be after --from", sys.stderr)
+        return EXIT_CONFIG
+    if args.format == "pdf" and args.output is None and sys.stdout.isatty():
+        _say("gateway haccp report: a PDF is not for a terminal; give --output FILE", sys.stderr)
+        return EXIT_CONFIG
+    return cmd.report(cfg, since=since, until=until, device=args.device, fmt=args.format,
+                      output=args.output, now=datetime.now(UTC))  # fmt: skip
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:
