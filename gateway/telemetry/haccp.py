@@ -292,6 +292,7 @@ class _Window:
     mark: datetime
     start: datetime  # watched from (a start or an outage's end cuts the window)
     end: datetime  # the window's own end
+    whole: bool  # watched from its own start: if it ends empty, the unit said nothing for it
     points: dict[str, _Point] = field(default_factory=dict)
 
 
@@ -300,7 +301,7 @@ class _Unit:
     units: Mapping[str, str]  # food-safety point -> its unit
     window: _Window | None = None
     gap: tuple[str, datetime] | None = None  # (why, since) while no readings come
-    last_read: datetime | None = None
+    known: datetime | None = None  # its last reading, or when watching it (re)began
 
 
 class Sampler:
@@ -308,9 +309,10 @@ class Sampler:
 
     The window of mark M is [M - interval/2, M + interval/2). It is closed by the first reading
     past it, or by :meth:`tick` once ``grace`` has passed its end (readings may come a little
-    late). A window that ends with no reading at all is not a record of nothing: the unit is
-    then in a ``no reading`` gap, from its last reading until the next. A reading older than the
-    open window cannot be placed any more: it is counted in ``late`` and left out.
+    late). A window watched from its start that ends with no reading at all is not a record of
+    nothing: the unit is then in a ``no reading`` gap, from its last reading (or since it was
+    watched) until the next. A reading older than the open window cannot be placed any more: it
+    is counted in ``late`` and left out.
     """
 
     def __init__(
@@ -335,12 +337,12 @@ class Sampler:
 
     def _open(self, at: datetime, *, whole: bool = False) -> _Window:
         mark, start, end = self.window_of(at)
-        return _Window(mark, start if whole else at, end)
+        return _Window(mark, start if whole else at, end, whole or at == start)
 
     def start(self, at: datetime) -> None:
         """Watching starts at ``at`` (the gateway's start): every unit's first window opens."""
         for unit in self._units.values():
-            unit.window, unit.gap, unit.last_read = self._open(at), None, None
+            unit.window, unit.gap, unit.known = self._open(at), None, at
 
     def reading(self, readings: DeviceReadings) -> list[Draft]:
         """Take one reading; the records it completes."""
@@ -363,9 +365,10 @@ class Sampler:
         if at >= window.end:
             out += self._close(readings.device, window, window.end)
             mark, _, _ = self.window_of(at)
-            if not window.points or mark - window.mark > self._step * _US:
-                # A window ended without a reading and no tick saw it.
-                since = unit.last_read or window.start
+            skipped = mark - window.mark > self._step * _US  # whole windows, all empty
+            if skipped or (window.whole and not window.points):
+                # A window went by without a reading, and no tick saw it.
+                since = unit.known or window.start
                 out.append(Draft("gap", at, self._gap_fields(readings.device, "no reading",
                                                              since, at)))  # fmt: skip
             window = unit.window = self._open(at, whole=True)
@@ -375,7 +378,7 @@ class Sampler:
             if found is None:
                 found = window.points[point] = _Point(value, at, off)
             found.add(value, at, off)
-        unit.last_read = at
+        unit.known = at
         return out
 
     def tick(self, at: datetime) -> list[Draft]:
@@ -384,17 +387,20 @@ class Sampler:
         for device, unit in self._units.items():
             window = unit.window
             while window is not None and at >= window.end + self._grace:
-                if not window.points:
-                    since = unit.last_read or window.start
+                if window.points:
+                    out += self._close(device, window, window.end)
+                elif window.whole:
+                    since = unit.known or window.start
                     unit.window, unit.gap = None, ("no reading", since)
                     out.append(Draft("gap_start", since, {"scope": device,
                                                           "reason": "no reading"}))  # fmt: skip
                     break
-                out += self._close(device, window, window.end)
                 window = unit.window = self._open(window.end, whole=True)
         return out
 
-    def availability(self, device: str, online: bool, at: datetime, reason: str) -> list[Draft]:
+    def availability(
+        self, device: str, at: datetime, *, online: bool, reason: str = ""
+    ) -> list[Draft]:
         """A unit went offline (a gap begins) or answers again (an offline gap ends)."""
         unit = self._units.get(device)
         if unit is None:
@@ -445,7 +451,7 @@ class Sampler:
     def _gap(self, device: str, unit: _Unit, until: datetime, more: str = "") -> Draft:
         assert unit.gap is not None
         why, since = unit.gap
-        unit.gap = None
+        unit.gap, unit.known = None, until
         return Draft("gap", until, self._gap_fields(device, why + more, since, until))
 
     @staticmethod
@@ -523,8 +529,12 @@ class Excursions:
         if not sig.food_safety:
             return []
         if sig.kind == "open":
-            if sig.alert_id in self._open:
-                return []  # already open: the first start stands
+            found = self._open.get(sig.alert_id)
+            if found is not None:  # already open: the first start stands; its value counts
+                value = None if sig.value is None else _number(sig.value)
+                if value is not None:
+                    found.offer(value, sig.at)
+                return []
             exc = self._begin(sig)
             self._open[sig.alert_id] = exc
             fields = self._about(sig) | {"since": stamp(exc.start), "direction": exc.direction,
@@ -648,9 +658,11 @@ class HaccpCore:
                                    "note": note}  # fmt: skip
         return [Draft("action", at, fields)]
 
-    def availability(self, device: str, online: bool, at: datetime, reason: str) -> list[Draft]:
+    def availability(
+        self, device: str, at: datetime, *, online: bool, reason: str = ""
+    ) -> list[Draft]:
         """A device's availability changed."""
-        return self.sampler.availability(device, online, at, reason)
+        return self.sampler.availability(device, at, online=online, reason=reason)
 
     def tick(self, at: datetime) -> list[Draft]:
         """Time passed (closes windows no reading closed)."""

@@ -191,7 +191,8 @@ class HaccpRecorder(Service):
     ) -> Written:
         """A device's availability changed (``AvailabilityChanged``); offline begins a gap."""
         online = str(state) != "offline"
-        return self._take(lambda: self._core.availability(device, online, at, reason))
+        return self._take(lambda: self._core.availability(device, at, online=online,
+                                                          reason=reason))
 
     def _take(self, make: Callable[[], list[Draft]]) -> Written:
         done: Written = asyncio.get_running_loop().create_future()
