@@ -567,8 +567,8 @@ def parse_date(text: str, *, end: bool = False) -> datetime:
     except ValueError:
         day = None
     if day is not None:
-        midnight = datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time())
-        return midnight.astimezone()
+        day += timedelta(days=1 if end else 0)
+        return datetime(day.year, day.month, day.day).astimezone()  # naive: local midnight
     try:
         return parse_time(value)
     except ValueError:

@@ -163,7 +163,7 @@ class HaccpRecorder(Service):
         self._queue: deque[_Item] = deque()
         self._wake = asyncio.Event()
         self._inflight: asyncio.Future[int] | None = None
-        self._lost: tuple[int, datetime, datetime] | None = None  # (count, first, last)
+        self._lost: tuple[int, datetime, datetime, str] | None = None  # count, first, last, why
         self._housekeep_due = False
         self.stats = HaccpStats()
 
@@ -231,23 +231,23 @@ class HaccpRecorder(Service):
     def _refuse(self, draft: Draft) -> None:
         self.stats.refused[draft.kind] += 1
         if self._lost is None:
-            self._lost = (1, draft.at, draft.at)
+            why = self.stats.failing or "the disk did not keep up"
+            self._lost = (1, draft.at, draft.at, why)
             text = (
                 f"haccp: {len(self._queue)} food-safety records wait to be written to "
                 f"{self.directory}; new ones are refused ({draft.kind} first) and the record "
-                f"will show a gap. {self.stats.failing or 'The disk is slow.'}"
+                f"will show a gap ({why})"
             )
             log.error("%s", text)
             self._alert("critical", "haccp_records_lost", text, "haccp")
         else:
-            count, first, last = self._lost
-            self._lost = (count + 1, min(first, draft.at), max(last, draft.at))
+            count, first, last, why = self._lost
+            self._lost = (count + 1, min(first, draft.at), max(last, draft.at), why)
 
     def _note_lost(self) -> None:
         if self._lost is not None and len(self._queue) < self._max_pending // 2:
-            count, first, last = self._lost
+            count, first, last, why = self._lost
             self._lost = None
-            why = self.stats.failing or "the disk did not keep up"
             self._push(self._core.lost(count, first, last, why))
             log.warning("haccp: the queue has room again; %d records were lost (recorded as a "
                         "gap)", count)  # fmt: skip
