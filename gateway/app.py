@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Self
 from gateway.clock import Clock, SystemClock
 from gateway.contract import DeviceState
 from gateway.lifecycle import Service, Supervisor
-from gateway.plugs import appliances, messaging, orders, state, telemetry, timekeeping
+from gateway.plugs import alerting, appliances, messaging, orders, state, telemetry, timekeeping
 from gateway.sdnotify import Notifier, watchdog, watchdog_interval
 from gateway.wiring import Wiring
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.service import DeviceService
     from gateway.routing.service import OrderService, OrderStats
+    from gateway.telemetry.alerts_service import AlertService
     from gateway.telemetry.recorder import Recorder
     from gateway.telemetry.sink import Sink
     from gateway.transport.dispatch import Dispatcher
@@ -56,6 +57,7 @@ PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
     timekeeping.plug,  # clock
     state.plug,  # store, dead-letters
     messaging.plug,  # mqtt
+    alerting.plug,  # alerts: before every service that raises one
     telemetry.plug,  # telemetry, telemetry-influx: when the site has devices (before them)
     appliances.plug_devices,  # audit, devices: when the site has devices
     appliances.plug_actions,  # actions: when the site has appliance actions
@@ -111,6 +113,12 @@ class Gateway:
     def dispatcher(self) -> Dispatcher:
         """The inbound topic dispatcher (its counters: ``dispatcher.stats``)."""
         return self._w.dispatcher
+
+    @property
+    def alerts(self) -> AlertService:
+        """The alert service."""
+        assert self._w.alerts is not None
+        return self._w.alerts
 
     @property
     def devices(self) -> DeviceService | None:
@@ -179,13 +187,15 @@ class Gateway:
         """Say so once when the broker keeps our publishes to a few in flight."""
         window = self._w.mqtt.inflight_window
         if window < _SMALL_BROKER_WINDOW:
-            log.log(
-                self._small_window_level,
-                "the MQTT broker at %s takes only %d unacknowledged messages from a client at a "
-                "time (its Receive Maximum); under load the gateway then waits on each round "
-                "trip. For Mosquitto, set 'max_inflight_messages 1000' in mosquitto.conf.",
-                self.cfg.mqtt.url, window,
-            )  # fmt: skip
+            text = (
+                f"the MQTT broker at {self.cfg.mqtt.url} takes only {window} unacknowledged "
+                "messages from a client at a time (its Receive Maximum); under load the gateway "
+                "then waits on each round trip. For Mosquitto, set 'max_inflight_messages 1000' "
+                "in mosquitto.conf."
+            )
+            log.log(self._small_window_level, "%s", text)
+            if self._small_window_level >= logging.WARNING:  # the demo does not need the rate
+                self._w.alert("low", "broker_window", text)
 
     def _on_reconnect(self, up: bool) -> None:
         """After a reconnect: resend what screens never acked, and say ``online`` again.

@@ -45,11 +45,23 @@ class MqttBridge:
 
     owner = "orders"
 
-    def __init__(self, site: str, client: MqttClient, max_payload: int) -> None:
-        """Bind to a site's topics on a connected (or connecting) client."""
+    def __init__(
+        self,
+        site: str,
+        client: MqttClient,
+        max_payload: int,
+        *,
+        on_alert: Callable[[AlertOut], None] | None = None,
+    ) -> None:
+        """Bind to a site's topics on a connected (or connecting) client.
+
+        ``on_alert`` takes the service's alerts (the alert service publishes them: they are
+        recorded before anyone hears of them); without it they are logged and dropped.
+        """
         self.topics = Topics(site)
         self._client = client
         self._max = max_payload
+        self._on_alert = on_alert
         self._submit: Callable[[InboundEvent], None] | None = None
         self._dispatcher: Dispatcher | None = None
         self.foreign_response_topics = 0
@@ -123,6 +135,9 @@ class MqttBridge:
         elif isinstance(event, StatusOut):
             c.publish(t.order_status(event.order_id), event.body)
         elif isinstance(event, AlertOut):
-            c.publish(t.alerts, encode(event.alert))
+            if self._on_alert is None:
+                log.warning("no alert service to take %s: not published", event.alert)
+            else:
+                self._on_alert(event)
         elif isinstance(event, MenuOut):
             c.publish(t.menu, encode(event.menu), retain=True)

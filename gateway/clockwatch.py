@@ -251,9 +251,9 @@ class ClockWatch(Service):
         Args:
             clock: the real clock (not the demo's faster kitchen clock).
             state_file: ``{state.dir}/clock.json``.
-            alert: called with ``(level, kind, text)`` for people: level ``"warning"`` or
-                ``"info"``, kind ``"clock_step"``, ``"clock_unsynchronised"`` or
-                ``"clock_synchronised"``.
+            alert: called with ``(level, kind, text)`` for people: level ``"medium"``, kind
+                ``"clock_step"`` or ``"clock_unsynchronised"``; level ``"clear"`` with kind
+                ``"clock_unsynchronised"`` once the clock is synchronised again.
             sync: how to ask the kernel (injectable for tests).
             threshold_s: the smallest step reported.
         """
@@ -306,7 +306,7 @@ class ClockWatch(Service):
                 "stamped before it may be wrong and are marked time-uncertain"
             )
             log.warning("%s", text)
-            self._alert("warning", "clock_step", text)
+            self._alert("medium", "clock_step", text)
             for hook in self.on_step:
                 hook(step)
         synced = self._sync().synchronised
@@ -321,7 +321,7 @@ class ClockWatch(Service):
         if synced is True:
             if was is not None:
                 log.info("the system clock is synchronised again")
-                self._alert("info", "clock_synchronised", "the system clock is synchronised")
+                self._alert("clear", "clock_unsynchronised", "the system clock is synchronised")
             return
         if synced is None:
             log.info("cannot ask the kernel whether the system clock is synchronised")
@@ -331,7 +331,7 @@ class ClockWatch(Service):
             "records are marked time-uncertain; see the README, 'Keeping time'"
         )
         log.warning("%s", text)
-        self._alert("warning", "clock_unsynchronised", text)
+        self._alert("medium", "clock_unsynchronised", text)
 
     def _save(self, now: datetime) -> None:
         last = self.last_step
@@ -368,7 +368,7 @@ def check_start_time(
         "was probably not set at boot; records are marked time-uncertain until it is"
     )
     log.warning("%s", text)
-    alert("warning", "clock_behind_records", text)
+    alert("medium", "clock_behind_records", text)
     return True
 
 

@@ -23,9 +23,11 @@ from typing import Annotated, Literal, Self
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StringConstraints,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -202,6 +204,62 @@ class KdsConfig(Frozen):
     late_after_s: int = Field(default=480, ge=0)
 
 
+class EscalationTimes(Frozen):
+    """Seconds an unacknowledged alert waits at each priority before it goes one level up.
+
+    ``0`` means never (the alert stays at that priority until it is acknowledged or clears).
+    """
+
+    high: float = Field(default=900, ge=0)
+    medium: float = Field(default=3600, ge=0)
+    low: float = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_critical(cls, data: object) -> object:
+        if isinstance(data, dict) and "critical" in data:
+            msg = (
+                "a critical alert cannot go higher: how often it is said again while nobody "
+                "acknowledges it is alerts.renotify_s"
+            )
+            raise ValueError(msg)
+        return data
+
+
+def _seconds_or_table(value: object) -> str:
+    return "table" if isinstance(value, dict | EscalationTimes) else "seconds"
+
+
+class AlertsConfig(Frozen):
+    """When an alert nobody acknowledges is said again, louder (``gateway.telemetry.alerts``).
+
+    ``escalate_after_s``: one number for every priority below critical, or a table
+    ``{ high = 900, medium = 3600, low = 0 }``: an alert unacknowledged that long at its
+    priority is escalated one level and published again; 0 is never. ``renotify_s``: a critical
+    alert (which cannot go higher) unacknowledged is published again this often; 0 is never.
+
+    The defaults: a critical alert (food at risk, tickets nobody sees, orders refused) is said
+    again every 10 minutes, often enough that a busy kitchen does not forget it, rarely enough
+    not to be noise during a rush; a high one (an appliance reporting its own failure) becomes
+    critical after 15 minutes; a medium one (a database unreachable, an unsynchronised clock)
+    becomes high after an hour, within the shift; low ones (notes) never escalate.
+    """
+
+    # Told apart by shape, so a mistake is reported against the form that was meant.
+    escalate_after_s: Annotated[
+        Annotated[float, Field(ge=0), Tag("seconds")] | Annotated[EscalationTimes, Tag("table")],
+        Discriminator(_seconds_or_table),
+    ] = EscalationTimes()
+    renotify_s: float = Field(default=600, ge=0)
+
+    def times(self) -> EscalationTimes:
+        """The escalation time of each priority below critical."""
+        after = self.escalate_after_s
+        if isinstance(after, EscalationTimes):
+            return after
+        return EscalationTimes(high=after, medium=after, low=after)
+
+
 class StationKind(StrEnum):
     """A prep station cooks its part; the expo sees the whole table."""
 
@@ -362,6 +420,7 @@ class SiteConfig(Frozen):
     state: StateConfig = StateConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     kds: KdsConfig = KdsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     haccp: HaccpConfig = HaccpConfig()
     tables: Tables

@@ -22,7 +22,13 @@ rst/{site}/orders/{order_id}/status            1         :class:`OrderStatusUpda
 rst/{site}/device/{device}/status              1, ret.   :class:`DeviceStatus` (everyone; LWT)
 rst/{site}/device/{device}/telemetry           0         :class:`Telemetry` (gateway, sensor nodes)
 rst/{site}/alerts                              1         :class:`Alert` (gateway publishes)
+rst/{site}/alerts/active                       1, ret.   :class:`AlertsActive` (gateway publishes)
+rst/{site}/alerts/ack                          1         :class:`AlertAck` (maintenance publishes)
+rst/{site}/alerts/ack_replies                  1         :class:`AlertAckReply` (gateway publishes)
 =============================================  ========  ==========================================
+
+``Alert`` is at version 2 (``"v": 2``): version 1 had a ``level`` and a random id per message;
+since version 2 an alert has a stable ``alert_id`` and every message is one event of its life.
 """
 
 from __future__ import annotations
@@ -338,22 +344,122 @@ class Telemetry(Outbound):
     values: dict[str, TelemetryValue]
 
 
-class AlertLevel(StrEnum):
-    """How urgent an alert is."""
+class AlertPriority(StrEnum):
+    """How urgent an alert is, most urgent first; an unacknowledged alert moves up one level."""
 
-    INFO = "info"
-    WARNING = "warning"
     CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
-class Alert(Outbound):
-    """Something a person should know about (a silent screen, a full disk)."""
+class AlertEventKind(StrEnum):
+    """What happened to an alert."""
 
-    alert_id: UUID
-    level: AlertLevel
-    kind: str
-    subject: str
+    OPENED = "opened"  # it started (once per occurrence: repeats are not announced)
+    ESCALATED = "escalated"  # not acknowledged in time: one priority level up
+    RENOTIFIED = "renotified"  # critical and still not acknowledged: said again
+    ACKNOWLEDGED = "acknowledged"  # someone took it on (acked_by, note)
+    CLEARED = "cleared"  # it is over: gone from the active set
+
+
+class Alert(BaseModel):
+    """One event in the life of an alert: opened, escalated, renotified, acknowledged, cleared.
+
+    ``alert_id`` is stable (``{subject}:{rule}``, e.g. ``fridge-1:cold_holding``): every event of
+    one alert carries it, and it is what an :class:`AlertAck` names. Order events by ``seq``
+    (the gateway's durable sequence), not by ``at``. ``priority`` is the alert's priority after
+    the event.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    v: Literal[2] = 2
+    alert_id: str
+    seq: int = Field(ge=1)
+    event: AlertEventKind
+    priority: AlertPriority
+    subject: str  # the device for an appliance's alert; else a station, a sink, "gateway"...
+    rule: str
+    point: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    food_safety: bool = False
+    started_at: datetime
+    at: datetime
     message: str
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    note: str | None = None
+
+
+class ActiveAlert(BaseModel):
+    """An alert that is not over yet, as the retained active set lists it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    alert_id: str
+    priority: AlertPriority
+    subject: str
+    rule: str
+    point: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    food_safety: bool = False
+    started_at: datetime
+    message: str
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    note: str | None = None
+
+
+class AlertsActive(Outbound):
+    """Every active alert, most urgent first; retained, and published again after each change.
+
+    ``seq`` is the sequence number of the last event it includes: a set with a lower ``seq``
+    than one already shown is older.
+    """
+
+    seq: int = Field(ge=0)
+    at: datetime
+    alerts: list[ActiveAlert]
+
+
+#: Who acknowledges: a person's name or initials, as the kitchen knows them.
+AckBy = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+AlertId = Annotated[str, StringConstraints(min_length=1, max_length=160)]
+
+
+class AlertAck(Inbound):
+    """Someone takes an alert on: it stops escalating. Idempotent: an alert is acknowledged once.
+
+    An alert that nothing else ends (a dead letter, a clock step) is over once acknowledged.
+    """
+
+    alert_id: AlertId
+    by: AckBy
+    note: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+
+
+class AckStatus(StrEnum):
+    """What became of an acknowledgement."""
+
+    ACKNOWLEDGED = "acknowledged"  # this ack took
+    ALREADY_ACKNOWLEDGED = "already_acknowledged"  # an earlier one did (acked_by says whose)
+    CLEARED = "cleared"  # the alert was over before anyone acknowledged it
+    UNKNOWN = "unknown"  # no active or recent alert has this id
+    REJECTED = "rejected"  # the ack could not be read (errors says why)
+
+
+class AlertAckReply(Outbound):
+    """The answer to an :class:`AlertAck`; the same ack again gets ``already_acknowledged``."""
+
+    alert_id: str | None
+    status: AckStatus
+    message: str
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    note: str | None = None
+    cleared_at: datetime | None = None
+    errors: list[FieldError] = Field(default_factory=list)
     at: datetime
 
 
@@ -372,8 +478,23 @@ class Topics:
 
     @property
     def alerts(self) -> str:
-        """Alerts for people."""
+        """Alert events for people."""
         return f"{self.root}/alerts"
+
+    @property
+    def alerts_active(self) -> str:
+        """The retained set of active alerts."""
+        return f"{self.root}/alerts/active"
+
+    @property
+    def alerts_ack(self) -> str:
+        """Acknowledgements of alerts."""
+        return f"{self.root}/alerts/ack"
+
+    @property
+    def alerts_ack_replies(self) -> str:
+        """Answers to acknowledgements (also the root of the MQTT 5 response topics allowed)."""
+        return f"{self.root}/alerts/ack_replies"
 
     def tablet(self, device: str, leaf: str) -> str:
         """``rst/{site}/tablet/{device}/{leaf}`` (orders, replies, commands, command_replies)."""

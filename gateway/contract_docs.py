@@ -52,6 +52,9 @@ WIRE_MODELS: dict[str, TypeAdapter[Any]] = {
     "DeviceStatus": TypeAdapter(contract.DeviceStatus),
     "Telemetry": TypeAdapter(contract.Telemetry),
     "Alert": TypeAdapter(contract.Alert),
+    "AlertsActive": TypeAdapter(contract.AlertsActive),
+    "AlertAck": TypeAdapter(contract.AlertAck),
+    "AlertAckReply": TypeAdapter(contract.AlertAckReply),
 }
 
 _COMMAND_DESCRIPTION = (
@@ -100,6 +103,9 @@ CHANNELS: tuple[ChannelDoc, ...] = (
     ChannelDoc("deviceStatus", "rst/{site}/device/{device}/status", "DeviceStatus", retain=True),
     ChannelDoc("deviceTelemetry", "rst/{site}/device/{device}/telemetry", "Telemetry", qos=0),
     ChannelDoc("alerts", "rst/{site}/alerts", "Alert"),
+    ChannelDoc("alertsActive", "rst/{site}/alerts/active", "AlertsActive", retain=True),
+    ChannelDoc("alertsAck", "rst/{site}/alerts/ack", "AlertAck"),
+    ChannelDoc("alertsAckReplies", "rst/{site}/alerts/ack_replies", "AlertAckReply"),
 )
 
 _CHANNEL_TEXT = {
@@ -137,7 +143,23 @@ _CHANNEL_TEXT = {
     "from Modbus devices, and MQTT sensor nodes publish the same shape themselves (validated "
     "against their device profile). `seq` grows by one per message; a restart of the publisher "
     "starts again at 1 with a later `at`.",
-    "alerts": "Something a person should know about: a silent screen, a full disk.",
+    "alerts": "Every event of every alert (`v: 2`): `opened`, `escalated` (nobody acknowledged "
+    "it in time: one priority level up), `renotified` (critical and still unacknowledged), "
+    "`acknowledged`, `cleared`. `alert_id` is stable (`{subject}:{rule}`, e.g. "
+    "`fridge-1:cold_holding`, `grill:kds_silent`): an alert is opened once and said again only "
+    "by its own events. Order events by `seq`. Priorities: `critical`, `high`, `medium`, `low`.",
+    "alertsActive": "Every active alert, most urgent first, retained: a screen that subscribes "
+    "gets the whole set at once. Replaced after every change and after every reconnect of the "
+    "gateway; a set with a lower `seq` than one already shown is older.",
+    "alertsAck": "Someone takes an alert on: `alert_id`, `by` (a name) and a `note` (what was "
+    "or will be done). It stops the alert escalating; an alert that nothing else ends (a dead "
+    "letter, a clock step) is over once acknowledged. Idempotent: an alert is acknowledged "
+    "once, and the same ack again is answered `already_acknowledged`.",
+    "alertsAckReplies": "Exactly one reply per ack: `acknowledged`, `already_acknowledged` "
+    "(with who and when), `cleared` (the alert was over before anyone acknowledged it), "
+    "`unknown`, or `rejected` (with every error). With MQTT 5, name a response topic below "
+    "`rst/{site}/alerts/ack_replies/` (any other is ignored) and the reply goes there with your "
+    "correlation data; otherwise match replies here by `alert_id`.",
 }
 
 #: (operation id, action, channel, reply channel, summary), from the gateway's point of view:
@@ -161,7 +183,10 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, str], ...] = (
     ),
     ("sendTelemetry", "send", "deviceTelemetry", None, "Publish an appliance's readings."),
     ("receiveTelemetry", "receive", "deviceTelemetry", None, "Take a sensor node's readings."),
-    ("sendAlert", "send", "alerts", None, "Tell people about a problem."),
+    ("sendAlert", "send", "alerts", None, "Tell people about an alert's event."),
+    ("sendAlertsActive", "send", "alertsActive", None, "Publish the active alerts (retained)."),
+    ("receiveAlertAck", "receive", "alertsAck", "alertsAckReplies", "Take an acknowledgement."),
+    ("sendAlertAckReply", "send", "alertsAckReplies", None, "Answer an acknowledgement."),
 )
 
 _INFO_DESCRIPTION = """\
@@ -181,6 +206,9 @@ Delivery rules:
 - **Tickets are resent until acked.** Screens show each `(ticket_id, version)` once and ack every
   copy. A later version replaces the earlier one; it is never a second ticket.
 - **Presence.** Every client's last will is a retained `offline` DeviceStatus on its status topic.
+- **Alerts.** Each alert has a stable `alert_id`; it is opened once, escalated while nobody
+  acknowledges it, and cleared when it is over. The active set is retained on `alerts/active`.
+  An acknowledgement is idempotent and gets exactly one reply.
 - **MQTT 5.** When a request carries `response_topic`, the reply is published there with the
   request's `correlation_data`; otherwise it goes to the `replies` / `command_replies` topic.
 - **Size.** Payloads over 64 KiB (`delivery.max_payload_bytes`) are refused.
@@ -268,9 +296,9 @@ def _message(name: str) -> JsonDict:
         "contentType": "application/json",
         "payload": {"$ref": f"#/components/schemas/{name}"},
     }
-    if name in {"OrderRequest", "TabletCommand"}:
+    if name in {"OrderRequest", "TabletCommand", "AlertAck"}:
         msg["bindings"] = _REQUEST_BINDING
-    elif name in {"OrderReply", "CommandReply"}:
+    elif name in {"OrderReply", "CommandReply", "AlertAckReply"}:
         msg["bindings"] = _REPLY_BINDING
     return msg
 

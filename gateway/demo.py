@@ -6,7 +6,8 @@ embedded pure-Python broker), starts a simulated appliance for each Modbus devic
 faster than real time (the appliances' physics runs on the same speed), a fleet of simulated
 tablets and one simulated screen per station, and shows what happens live: orders per minute,
 replies, tickets per station, order-to-screen latency, who is online, the appliances and their
-key readings, and the last alerts. Ctrl-C or SIGTERM stops everything cleanly.
+key readings, and the active alerts (or the last alert events). Ctrl-C or SIGTERM stops
+everything cleanly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from rich.table import Table
 
 from gateway.app import Gateway
 from gateway.clock import ScaledClock
-from gateway.contract import Alert, DeviceState, DeviceStatus, Telemetry, Topics
+from gateway.contract import Alert, AlertsActive, DeviceState, DeviceStatus, Telemetry, Topics
 from gateway.demo_appliances import DemoAppliances, devices_summary, devices_table
 from gateway.devices.profile import load_profiles
 from gateway.errors import BrokerStartError
@@ -147,8 +148,11 @@ class Monitor:
         self.online: dict[str, tuple[str, DeviceState]] = {}
         #: The latest value of each point, by device (a telemetry message has only what was read).
         self.readings: dict[str, dict[str, TelemetryValue]] = {}
+        #: The last alert events, and how many there were.
         self.alerts: deque[Alert] = deque(maxlen=5)
         self.alert_count = 0
+        #: The retained set of active alerts, as the gateway last published it.
+        self.active: AlertsActive | None = None
 
     async def __aenter__(self) -> Self:
         """Connect and subscribe."""
@@ -157,6 +161,7 @@ class Monitor:
         self._client.subscribe(self._topics.device_status("+"))
         self._client.subscribe(self._topics.device_telemetry("+"))
         self._client.subscribe(self._topics.alerts)
+        self._client.subscribe(self._topics.alerts_active)
         return self
 
     async def __aexit__(
@@ -170,6 +175,10 @@ class Monitor:
             if msg.topic == self._topics.alerts:
                 self.alerts.append(Alert.model_validate_json(msg.payload))
                 self.alert_count += 1
+            elif msg.topic == self._topics.alerts_active:
+                active = AlertsActive.model_validate_json(msg.payload)
+                if self.active is None or active.seq >= self.active.seq:
+                    self.active = active
             elif msg.topic.endswith("/telemetry"):
                 reading = Telemetry.model_validate_json(msg.payload)
                 self.readings.setdefault(reading.device, {}).update(reading.values)
@@ -264,7 +273,7 @@ class Demo:
             f"retries {c.retries}; tickets shown {shown}, bumped {bumped}; "
             f"latency {self._latency()}; online {up}/{known}; {self._devices_summary()}"
             + (f"telemetry {self._telemetry()}; " if self.gateway.telemetry else "")
-            + f"alerts {self.monitor.alert_count}"
+            + f"alerts {self._active_count()} active ({self.monitor.alert_count} events)"
         )
 
     def render(self) -> RenderableType:
@@ -320,11 +329,27 @@ class Demo:
                     self.cfg.devices, self.profiles, self._device_states(), self.monitor.readings
                 )
             )
-        alerts = Table("level", "alert", title=f"Alerts ({self.monitor.alert_count})")
-        for alert in reversed(self.monitor.alerts):
-            alerts.add_row(alert.level.value, alert.message)
-        parts.append(alerts)
+        parts.append(self._alerts())
         return Group(*parts)
+
+    def _active_count(self) -> int:
+        active = self.monitor.active
+        return 0 if active is None else len(active.alerts)
+
+    def _alerts(self) -> Table:
+        """The active alerts; with none, the last alert events."""
+        active = self.monitor.active.alerts if self.monitor.active is not None else []
+        alerts = Table(
+            "priority", "alert", "state", "message",
+            title=f"Alerts ({len(active)} active, {self.monitor.alert_count} events)",
+        )  # fmt: skip
+        for a in active:
+            state = f"acknowledged by {a.acked_by}" if a.acked_by else "unacknowledged"
+            alerts.add_row(a.priority.value, a.alert_id, state, a.message)
+        if not active:
+            for e in reversed(self.monitor.alerts):
+                alerts.add_row(e.priority.value, e.alert_id, e.event.value, e.message)
+        return alerts
 
 
 async def _show(demo: Demo, ui: bool, console: Console) -> None:

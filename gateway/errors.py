@@ -19,7 +19,9 @@ store that calls the library.
     │                            code, reason, transient); transport.link makes it
     │                            BrokerUnavailable
     ├── StoreError               durable state could not be read or written
-    │   └── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
+    │   ├── StoreFull            the disk is full (ENOSPC); nothing new may be accepted
+    │   └── AlertStateCorrupt    (telemetry.alerts_store) the alert state file cannot be
+    │                            read (carries path, reason)
     ├── BrokerStartError         the demo could not start any broker
     ├── TsdbStartError           a local VictoriaMetrics (tests, benchmark, demo) is missing
     │                            or did not start

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from gateway.codec import DecodeFailure
     from gateway.contract import (
-        Alert,
         FireCourse,
         Heartbeat,
         KdsEvent,
@@ -181,10 +180,28 @@ class StatusOut(_ModelOrJson[OrderStatusUpdate]):
 
 
 @dataclass(frozen=True, slots=True)
-class AlertOut:
-    """An alert for people."""
+class Notice:
+    """What a service tells people; the alert service makes it an alert (or ends one).
 
-    alert: Alert
+    Attributes:
+        level: the priority (``critical``, ``high``, ``medium``, ``low``), or ``clear``: the
+            condition behind the alert ``{subject}:{kind}`` is over.
+        kind: what happened (``kds_silent``, ``disk_full``); with ``subject``, the alert's id.
+        subject: what it is about (a station, a device, a sink, ``gateway``).
+        message: in words, for people.
+    """
+
+    level: str
+    kind: str
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOut:
+    """A notice on its way out of a service (the outbox hands it to the alert service)."""
+
+    alert: Notice
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gateway.codec import encode
-from gateway.contract import AlertLevel, DeviceState, DeviceStatus
-from gateway.routing.outbound import alert
+from gateway.contract import DeviceState, DeviceStatus
+from gateway.events import AlertOut, Notice
 
 if TYPE_CHECKING:
     from gateway.bridge import MqttBridge
@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.events import ReadingsCallback
     from gateway.devices.service import DeviceService
-    from gateway.events import AlertOut, Outbox
+    from gateway.events import Outbox
     from gateway.lifecycle import Supervisor
     from gateway.routing.service import OrderService
     from gateway.store.deadletters import DeadLetterLog
     from gateway.store.sqlite import Store
+    from gateway.telemetry.alerts_service import AlertService
     from gateway.telemetry.recorder import Recorder
     from gateway.telemetry.sink import Sink
     from gateway.transport.dispatch import DeadLetter, Dispatcher
@@ -38,7 +39,7 @@ __all__ = ["Wiring"]
 #: The state directory's files; the newest write among them dates the newest durable record.
 STATE_FILES = (
     "gateway.db", "gateway.db-wal", "audit.jsonl", "dead_letters.jsonl", "clock.json",
-    "telemetry.db", "telemetry.db-wal",
+    "telemetry.db", "telemetry.db-wal", "alerts.json", "alerts.jsonl",
 )  # fmt: skip
 
 
@@ -58,6 +59,8 @@ class Wiring:
         mqtt: the one MQTT client.
         dispatcher: routes inbound messages by topic filter to the adapter that claimed it.
         bridge: the order path's MQTT adapter.
+        alerts: the alert service (every alert goes through it; until it is running, alerts
+            wait here).
         outbox: where the order service's events go (the bridge, maybe tapped by a service
             that also wants to see them).
         telemetry: the recorder of every reading (the history), when the site has devices.
@@ -79,6 +82,7 @@ class Wiring:
     mqtt: MqttClient = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     bridge: MqttBridge = field(init=False)
+    alerts: AlertService | None = None
     outbox: Outbox = field(init=False)
     telemetry: Recorder | None = None
     sinks: list[Sink] = field(default_factory=list)
@@ -90,18 +94,26 @@ class Wiring:
     _early_alerts: list[AlertOut] = field(default_factory=list)
 
     def alert(self, level: str, kind: str, text: str, subject: str = "gateway") -> None:
-        """Tell people: published on the alerts topic (held until the MQTT client exists)."""
-        out = alert(AlertLevel(level), kind, subject, text, self.clock.now())
-        if hasattr(self, "bridge"):
-            self.bridge.send(out)
-        else:
-            self._early_alerts.append(out)
+        """Tell people: the alert ``{subject}:{kind}`` at priority ``level``.
 
-    def send_early_alerts(self) -> None:
-        """Publish the alerts raised before the MQTT client existed."""
+        ``level`` is ``critical``, ``high``, ``medium`` or ``low``; ``clear`` says the condition
+        behind the alert is over. Held until the alert service runs (the clock watch speaks
+        before it starts).
+        """
+        self.notice(AlertOut(Notice(level, kind, subject, text)))
+
+    def notice(self, out: AlertOut) -> None:
+        """Hand a service's alert to the alert service (held until there is one)."""
+        if self.alerts is None:
+            self._early_alerts.append(out)
+        else:
+            self.alerts.notice(out.alert)
+
+    def take_early_alerts(self) -> None:
+        """Hand the alerts raised before the alert service existed to it."""
         early, self._early_alerts = self._early_alerts, []
         for out in early:
-            self.bridge.send(out)
+            self.notice(out)
 
     def status(self, state: DeviceState) -> bytes:
         """The gateway's own retained status message."""

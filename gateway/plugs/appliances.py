@@ -47,7 +47,7 @@ async def plug_devices(w: Wiring) -> None:
     guard = WriteGuard(profiles, cfg.devices, monotonic=w.real_clock.monotonic)
     def fault(device: str, reason: str) -> None:
         # A controller reporting its own failure (Modbus exception 4) needs a service engineer.
-        w.alert("warning", "device_fault", f"{device}: {reason}", subject=device)
+        w.alert("high", "device_fault", f"{device}: {reason}", subject=device)
 
     w.devices = DeviceService(
         cfg, profiles, bridge, guard, audit, w.real_clock, connect=modbus_connection,

@@ -25,7 +25,8 @@ async def plug(w: Wiring) -> None:
         will=Will(w.status_topic, w.status(DeviceState.OFFLINE)),
     )
     w.dispatcher = Dispatcher(w.mqtt, on_dead_letter=w.dead_letter)
-    w.bridge = MqttBridge(cfg.site.id, w.mqtt, cfg.delivery.max_payload_bytes)
+    w.bridge = MqttBridge(
+        cfg.site.id, w.mqtt, cfg.delivery.max_payload_bytes, on_alert=w.notice
+    )
     w.outbox = w.bridge
     await w.supervisor.enter(w.mqtt, "mqtt")
-    w.send_early_alerts()

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from uuid import uuid4
 
-from gateway.contract import Alert
-from gateway.events import AlertOut, StatusOut, TicketOut
+from gateway.events import AlertOut, Notice, StatusOut, TicketOut
 from gateway.routing.records import SendTicket
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from uuid import UUID
 
-    from gateway.contract import AlertLevel
     from gateway.events import OutboundEvent
     from gateway.routing.records import Effect
 
@@ -51,8 +47,6 @@ def latest_status_only(outs: list[OutboundEvent]) -> list[OutboundEvent]:
     ]
 
 
-def alert(level: AlertLevel, kind: str, subject: str, message: str, at: datetime) -> AlertOut:
-    """An alert for the people in the kitchen, raised at ``at``."""
-    return AlertOut(
-        Alert(alert_id=uuid4(), level=level, kind=kind, subject=subject, message=message, at=at)
-    )
+def alert(level: str, kind: str, subject: str, message: str) -> AlertOut:
+    """A notice for the people in the kitchen: ``level`` is a priority, or ``clear`` to end it."""
+    return AlertOut(Notice(level, kind, subject, message))

@@ -2,7 +2,8 @@
 
 A screen is silent when nothing (heartbeat or event) came from it for ``kds.silence_timeout_s``.
 Its tickets then go to its backup station, unless it has none or the backup is silent too; either
-way people are alerted (``kds_silent``), and again when it is back (``kds_back``).
+way people are alerted (``kds_silent``: critical when nobody sees its tickets, high while a
+backup takes them), and the alert is cleared when the screen is back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from gateway.contract import AlertLevel
 from gateway.routing.outbound import alert, outbound
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class ScreenWatch:
             if silent and station not in self._silent:
                 self._silent.add(station)
                 backup = self._backups.get(station)
+                level = "critical"  # nobody sees these tickets
                 if backup is None:
                     where = "it has no backup"
                 elif backup in self._silent:
@@ -64,14 +65,14 @@ class ScreenWatch:
                     backup = None
                 else:
                     where = f"its tickets now go to {backup}"
+                    level = "high"
                 log.warning("screen at %s silent for %.0f s: %s", station, mono - seen, where)
                 outs.append(
                     alert(
-                        AlertLevel.CRITICAL,
+                        level,
                         "kds_silent",
                         station,
                         f"the screen at {station} has been silent for {mono - seen:.0f} s; {where}",
-                        self._clock.now(),
                     )
                 )
                 if backup:
@@ -83,11 +84,10 @@ class ScreenWatch:
                 log.info("screen at %s is back", station)
                 outs.append(
                     alert(
-                        AlertLevel.INFO,
-                        "kds_back",
+                        "clear",
+                        "kds_silent",
                         station,
                         f"the screen at {station} is back; new tickets go to it again",
-                        self._clock.now(),
                     )
                 )
         return outs

@@ -55,7 +55,6 @@ from gateway.clockwatch import STEP_THRESHOLD_S, StepDetector
 from gateway.codec import DecodeFailure, encode
 from gateway.config import StationKind
 from gateway.contract import (
-    AlertLevel,
     CommandReply,
     FieldError,
     KdsAction,
@@ -621,8 +620,8 @@ class OrderService(Service):
                 else "disk space is back: orders are accepted again"
             )
             (log.error if low else log.info)(msg)
-            level = AlertLevel.CRITICAL if low else AlertLevel.INFO
-            self._outbox.send(alert(level, "disk_full", "gateway", msg, self._steady.now()))
+            level = "critical" if low else "clear"
+            self._outbox.send(alert(level, "disk_full", "gateway", msg))
 
     def _check_step(self) -> None:
         step = self._steps.observe(self._clock.now(), self._clock.monotonic())

@@ -275,7 +275,7 @@ class Recorder(Service):
         if self.stats.failing is not None:
             log.warning("telemetry: writing to %s works again (%d readings waited)",
                         self.path, len(queue) + len(batch))  # fmt: skip
-            self._alert("info", "telemetry_write_recovered",
+            self._alert("clear", "telemetry_write_failed",
                         f"telemetry is written to {self.path} again", "telemetry")  # fmt: skip
             self.stats.failing = None
         if self._refusing and len(queue) < self._cfg.queue_readings // 2:
@@ -391,7 +391,7 @@ class Recorder(Service):
         cfg = self._cfg
         if report.lost:
             self.stats.pruned_unsent.update(report.lost)
-            self._alert("warning", "telemetry_pruned_unsent",
+            self._alert("medium", "telemetry_pruned_unsent",
                         f"telemetry: {sum(report.lost.values())} readings went past "
                         f"{cfg.history_days:g} days before the database had them",
                         "telemetry")  # fmt: skip
@@ -405,7 +405,7 @@ class Recorder(Service):
                     " so far); fix: raise telemetry.max_mb, or shorten history_days"
                 )
                 log.warning("%s", text)
-                self._alert("warning", "telemetry_cap", text, "telemetry")
+                self._alert("medium", "telemetry_cap", text, "telemetry")
         if report.used > cfg.food_safety_cap_mb * 1024 * 1024:
             if not self._safety_cap_alerted:
                 self._safety_cap_alerted = True

@@ -14,7 +14,7 @@ What a failed write does (:class:`~gateway.errors.SinkError`'s kinds):
 
 * ``unavailable``: the same batch again after a capped, jittered backoff (0.5 s doubling to 30 s,
   or the database's ``Retry-After``), for as long as it takes; logged and alerted once per
-  outage, and once when it is back;
+  outage, and the alert cleared when it is back;
 * ``refused`` (a token, a bucket): not retried as if it might pass. Logged and alerted
   (critical) once with the fix; the writer is made again (re-reading the token) and one write
   tried every ``recheck_s`` (5 minutes), so a fixed token or a created bucket is picked up
@@ -304,7 +304,7 @@ class Sink(Service):
             self._logged_rejects.add(device)
             text = f"telemetry sink {self.sink}: a reading of {device} was refused: {err.message}"
             log.warning("%s; given up (counted per device)", text)
-            self._alert("warning", "telemetry_rejected", text, device)
+            self._alert("medium", "telemetry_rejected", text, device)
         reader = self._reader
         if reader is not None:
             reason = f"refused by {self.sink} ({err.status})"
@@ -323,15 +323,18 @@ class Sink(Service):
         before = s.state
         s.state, s.detail, s.since = state, detail, self._clock.now().timestamp()
         behind = s.pending
-        if state == "ok":
-            if before in ("unavailable", "refused"):
+        if before in ("unavailable", "refused") and state != before:
+            # What held is over: a sink that works again, or one now failing another way (whose
+            # own alert follows).
+            if state == "ok":
                 log.warning("telemetry sink %s works again; %d readings to catch up", self.sink,
                             behind)  # fmt: skip
-                self._alert("info", "telemetry_sink_recovered",
-                            f"telemetry sink {self.sink} works again ({behind} readings to catch "
-                            "up)", self.sink)  # fmt: skip
-        elif before != state:
-            level = "critical" if state == "refused" else "warning"
+            self._alert("clear", f"telemetry_sink_{before}",
+                        f"telemetry sink {self.sink} works again ({behind} readings to catch up)"
+                        if state == "ok" else f"telemetry sink {self.sink} is {state} now",
+                        self.sink)  # fmt: skip
+        if state not in ("ok", before):
+            level = "critical" if state == "refused" else "medium"
             text = (
                 f"telemetry sink {self.sink}: {detail}; readings wait on disk ({behind} so far)"
                 + ("" if state == "unavailable" else f"; tried again every {self._recheck_s:g} s")

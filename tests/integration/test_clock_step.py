@@ -69,10 +69,10 @@ def test_a_clock_step_is_logged_alerted_and_shown_by_status(
         )  # fmt: skip
     finally:
         assert gateway.stop() == 0
-    steps = [a for a in alerts if a["kind"] == "clock_step"]
+    steps = [a for a in alerts if a["rule"] == "clock_step"]
     assert len(steps) == 1, alerts
     assert "forward by 7200 s" in str(steps[0]["message"])
-    assert steps[0]["level"] == "warning"
+    assert (steps[0]["event"], steps[0]["priority"]) == ("opened", "medium")
     logged = [line for line in gateway.log().splitlines() if "jumped forward" in line]
     assert len(logged) == 1, gateway.log()[-2000:]
     assert "1 step(s)" in status.stdout

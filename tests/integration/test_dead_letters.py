@@ -67,7 +67,7 @@ def test_an_order_no_attempt_can_handle_is_dead_lettered_and_the_rest_go_on(
             tablet.publish(f"{TABLET}/orders", order_payload(good, "T1", "salad"))
             assert await until(lambda: str(good) in replies, 10), "the kitchen stopped"
             assert await until(letters.exists, 10), poisoned.log()[-3000:]
-            assert await until(lambda: any(a["kind"] == "dead_letter" for a in alerts), 10)
+            assert await until(lambda: any(a["rule"] == "dead_letter" for a in alerts), 10)
             assert str(bad) not in replies
             assert poisoned.stop() == 0
             # Acknowledged once kept: a restart without the bug does not get it again.
@@ -90,8 +90,8 @@ def test_an_order_no_attempt_can_handle_is_dead_lettered_and_the_rest_go_on(
     assert record["attempts"] == 3
     assert record["error"] == "RuntimeError: injected bug for table T13"
     assert json.loads(record["payload"])["order_id"] == str(bad)
-    (alert,) = [a for a in alerts if a["kind"] == "dead_letter"]
-    assert alert["level"] == "critical"
+    (alert,) = [a for a in alerts if a["rule"] == "dead_letter"]
+    assert (alert["event"], alert["priority"]) == ("opened", "critical")
     assert "dead_letters.jsonl" in str(alert["message"])
     assert replies[str(good)]["status"] == "accepted"
     # The bug's traceback is in the log once, not once per attempt.

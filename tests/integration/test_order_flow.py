@@ -234,7 +234,7 @@ def test_silent_screen_redirects_tickets_to_backup_and_alerts(
             watcher.subscribe(f"rst/{CFG.site.id}/alerts")
             screens.silence("grill")
             # The gateway's silence timeout is 10 s: wait for the alert, then order.
-            assert await _until(lambda: any(a.kind == "kds_silent" for a in alerts), 25)
+            assert await _until(lambda: any(a.rule == "kds_silent" for a in alerts), 25)
             async with TabletFleet(
                 CFG, broker.url, schedule=Burst(30), seed=3, record_all=True, fire_courses=False
             ) as fleet:
@@ -259,8 +259,9 @@ def test_silent_screen_redirects_tickets_to_backup_and_alerts(
 
     with GatewayProcess(SITE, broker.url, tmp_path / "state"):
         run(scenario())
-    silent = [a for a in alerts if a.kind == "kds_silent" and a.subject == "grill"]
+    silent = [a for a in alerts if a.rule == "kds_silent" and a.subject == "grill"]
     assert len(silent) == 1, alerts
+    assert (silent[0].event, silent[0].priority) == ("opened", "high")  # fry takes its tickets
     assert "fry" in silent[0].message
 
 

@@ -27,7 +27,7 @@ _EXAMPLE = re.compile(r"<!-- example: (\w+) -->\s*```json\n(.*?)```", re.DOTALL)
 def _table() -> dict[str, tuple[int, bool, str]]:
     """The topic table in gateway/contract.py's docstring: address -> (qos, retain, model)."""
     rows = {m[1]: (int(m[2]), m[3] is not None, m[4]) for m in _ROW.finditer(contract.__doc__)}
-    assert len(rows) == 12, "the topic table in gateway/contract.py changed shape"
+    assert len(rows) == 15, "the topic table in gateway/contract.py changed shape"
     return rows
 
 
@@ -135,6 +135,9 @@ def test_schemas_cover_every_wire_model_and_declare_2020_12() -> None:
         "DeviceStatus",
         "Telemetry",
         "Alert",
+        "AlertsActive",
+        "AlertAck",
+        "AlertAckReply",
     ]
     for name, schema in schemas.items():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -175,6 +178,7 @@ def _examples() -> list[tuple[str, str]]:
 def test_the_guide_has_the_examples_a_maker_needs() -> None:
     names = {name for name, _ in _examples()}
     assert {"OrderRequest", "OrderReply", "Ticket", "KdsEvent"} <= names
+    assert {"Alert", "AlertsActive", "AlertAck", "AlertAckReply"} <= names
     # Every fenced JSON block is marked, so none escapes validation.
     text = (DOCS / "contract.md").read_text(encoding="utf-8")
     assert text.count("```json") == len(_examples())

@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from gateway.clock import ManualClock
 from gateway.config import DeviceInstance
 from gateway.contract import (
-    Alert,
-    AlertLevel,
     Dining,
     OrderLine,
     OrderRequest,
@@ -33,7 +31,7 @@ from gateway.devices.actions import (
 from gateway.devices.guard import Approved, Refused, WriteGuard, WriteRequest
 from gateway.devices.profile import load_profiles
 from gateway.errors import DeviceTimeout
-from gateway.events import AlertOut, TicketOut
+from gateway.events import AlertOut, Notice, TicketOut
 from gateway.routing.kitchen import Kitchen, SendTicket
 from gateway.routing.orders import OrderValidator, PricedOrder
 from gateway.routing.rules import RouteTable
@@ -414,16 +412,7 @@ def test_tap_forwards_everything_and_shows_tickets() -> None:
         async with service(devices.write) as actions:
             outbox = actions.tap(inner)
             event = TicketOut(ticket())
-            other = AlertOut(
-                Alert(
-                    alert_id=uuid4(),
-                    level=AlertLevel.INFO,
-                    kind="test",
-                    subject="fry",
-                    message="not a ticket",
-                    at=T0,
-                )
-            )
+            other = AlertOut(Notice("low", "test", "fry", "not a ticket"))
             outbox.send(event)
             outbox.send(other)
             outbox.ack("token")

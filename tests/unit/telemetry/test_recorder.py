@@ -107,7 +107,7 @@ def test_a_full_disk_keeps_readings_queued_and_writes_them_once_there_is_room(
 
     rec = asyncio.run(main())
     assert rec.stats.failing is None
-    assert alerts == [("critical", "telemetry_write_failed"), ("info", "telemetry_write_recovered")]
+    assert alerts == [("critical", "telemetry_write_failed"), ("clear", "telemetry_write_failed")]
     with HistoryReader(path) as h:
         lines, _, _ = h.lines(0, 10_000, 10_000)
     assert [int(parse_field_set(line.split(" ")[1])["n"]) for line in lines] == list(range(2000))

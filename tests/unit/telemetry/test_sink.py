@@ -88,8 +88,8 @@ def test_an_outage_is_retried_with_backoff_then_everything_arrives(tmp_path: Pat
     assert sorted(values(script.taken)) == list(range(250))
     assert sink.stats.errors["unavailable"] == 3
     assert alerts == [
-        ("warning", "telemetry_sink_unavailable"),
-        ("info", "telemetry_sink_recovered"),
+        ("medium", "telemetry_sink_unavailable"),
+        ("clear", "telemetry_sink_unavailable"),
     ]
     with HistoryReader(path) as r:
         assert r.cursor("influx") == Cursor(head, head, head)  # durable
@@ -128,7 +128,7 @@ def test_bad_lines_are_found_by_halving_and_only_they_are_given_up(tmp_path: Pat
     sink, alerts = asyncio.run(run_sink(path, script, lambda s: s.cursor.done >= 64))
     assert sorted(values(script.taken)) == [n for n in range(64) if n != 13]
     assert sink.stats.rejected == {"fridge-1": 1}
-    assert alerts == [("warning", "telemetry_rejected")]
+    assert alerts == [("medium", "telemetry_rejected")]
     with HistoryReader(path) as r:
         assert [(d, n) for d, _reason, n, _f, _l in r.drops()] == [("fridge-1", 1)]
 
