@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_device_commands(sub)
     _add_telemetry_commands(sub)
+    _add_alerts_commands(sub)
     _add_haccp_commands(sub)
 
     # The demo parses its own options: everything after `demo` is handed to it unchanged.
@@ -395,6 +396,46 @@ def _haccp(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     return cmd.report(cfg, since=since, until=until, device=args.device, fmt=args.format,
                       output=args.output, now=datetime.now(UTC))  # fmt: skip
+
+
+def _add_alerts_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    alerts = sub.add_parser("alerts", help="the active alerts; acknowledge one")
+    actions = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    show = actions.add_parser(
+        "list",
+        help="print the active alerts from the state directory (beside a running gateway too)",
+        epilog="Exit code 1: the alert store could not be read.",
+    )
+    show.add_argument("--all", action="store_true", help="also the alerts that are over")
+    show.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    show.add_argument("--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR}")
+    ack = actions.add_parser(
+        "ack",
+        help="acknowledge an alert through the gateway (over the broker); print its reply",
+        epilog="Exit codes: 0 acknowledged (by this ack or an earlier one), 1 no broker or no "
+        "reply within --timeout, 2 bad usage or site file, 3 not acknowledged: the alert is "
+        "unknown or over, or the gateway refused the ack.",
+    )
+    ack.add_argument("alert_id", metavar="ID", help="e.g. fridge-1:cold_holding (alerts list)")
+    ack.add_argument("--by", required=True, metavar="NAME", help="who takes it on")
+    ack.add_argument("--note", required=True, metavar="TEXT", help="what was or will be done")
+    ack.add_argument("--config", type=Path, required=True, metavar="FILE", help="the site file")
+    ack.add_argument("--mqtt-url", help=f"broker URL; overrides ${ENV_MQTT_URL} and the file")
+    ack.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                     help="seconds to wait for the reply (default 10)")  # fmt: skip
+    alerts.set_defaults(handler=_alerts)
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from gateway.telemetry import alerts_cli as cmd  # noqa: PLC0415
+
+    if args.alerts_command == "list":
+        cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
+        return cmd.list_alerts(cfg, show_all=args.all)
+    cfg = effective_config(load_site(args.config), os.environ, mqtt_url=args.mqtt_url)
+    # The command's own lines say what failed; the MQTT client's warnings would repeat them.
+    setup_logging("ERROR")
+    return cmd.ack(cfg, args.alert_id, by=args.by, note=args.note, timeout_s=args.timeout)
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:
