@@ -32,6 +32,8 @@ store that calls the library.
     ├── RouteConflict            two adapters claim overlapping MQTT topic filters (a wiring bug)
     ├── CodecError               (devices.codec) a value does not fit a point's registers
     │                            (carries point); also a ValueError
+    ├── TraceError               (telemetry.trace) a backtest's CSV trace has bad rows
+    │                            (carries problems, one per row); also a ValueError
     └── DeviceError              a Modbus device could not be read or written (carries device)
         ├── DeviceTimeout        no answer within the request timeout (carries timeout_s,
         │                        late_s)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gateway.devices.profile import PointType
+from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -42,7 +43,7 @@ class TraceReading:
     values: dict[str, Value]
 
 
-class TraceError(ValueError):
+class TraceError(GatewayError, ValueError):
     """A trace has bad rows; ``problems`` holds one line per row (row number, what is wrong)."""
 
     def __init__(self, problems: list[str]) -> None:
