@@ -19,7 +19,8 @@ keeps the records in files, :mod:`gateway.telemetry.haccp_service` feeds this co
 * ``gap_start`` / ``gap``: time without readings, never filled in: the gateway stopped (scope
   ``gateway``), a device offline, or a device that said nothing for a whole interval (scope: the
   device). ``gap`` carries ``since``, ``until`` and ``seconds``; ``gap_start`` marks one that
-  began, so a report made while it lasts (or after a crash) still shows it.
+  began, so a report made while it lasts (or after a crash) still shows it. The gateway's own
+  gap also says whether the last run ended ``clean`` (with its own stop record) or not.
 * ``gateway_start`` (units, interval, keep_days), ``retired`` (a segment retired by age),
   ``repair`` (a record torn by a power cut, set aside).
 
@@ -628,7 +629,8 @@ class HaccpCore:
             why = ("gateway stopped" if head.clean else "the gateway ended without a clean "
                    "stop (crash, power cut or kill) after its last record")  # fmt: skip
             out.append(Draft("gap", at, {"scope": GATEWAY, "reason": why, "since": stamp(head.at),
-                                         "until": stamp(at), "seconds": _seconds(head.at, at)}))
+                                         "until": stamp(at), "seconds": _seconds(head.at, at),
+                                         "clean": head.clean}))  # fmt: skip
         units: dict[str, Json] = {d: dict(p) for d, p in sorted(self.units.items())}
         out.append(Draft("gateway_start", at, {
             "site": self._site, "interval_s": int(self._interval.total_seconds()),

@@ -168,7 +168,7 @@ class _Reader:
         elif kind == "gap":
             scope, since = _s(r, "scope"), _t(r, "since") or at
             self._open_gaps.pop(scope, None)
-            if scope == GATEWAY and "clean stop" in _s(r, "reason"):
+            if scope == GATEWAY and r.get("clean") is False:
                 self._cut_off(since)
             self.spans.append(_Span(scope, since, _t(r, "until") or at, _i(r, "seconds"),
                                     _s(r, "reason")))  # fmt: skip

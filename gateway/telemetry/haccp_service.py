@@ -162,16 +162,17 @@ class HaccpRecorder(Service):
         self._store: HaccpStore | None = None
         self._queue: deque[_Item] = deque()
         self._wake = asyncio.Event()
-        self._inflight: asyncio.Future[int] | None = None
+        self._inflight: asyncio.Future[tuple[int, str]] | None = None
         self._lost: tuple[int, datetime, datetime, str] | None = None  # count, first, last, why
         self._housekeep_due = False
+        self._accepting = False  # from the start until the stop begins
         self.stats = HaccpStats()
 
     # --- in ---------------------------------------------------------------------------------
 
     def reading(self, readings: DeviceReadings) -> None:
         """Take one reading of any device (``DeviceService.record``); never blocks."""
-        if self._store is None:
+        if not self._accepting:
             self.stats.ignored += 1
             return
         drafts = self._core.reading(readings)
@@ -196,7 +197,7 @@ class HaccpRecorder(Service):
 
     def _take(self, make: Callable[[], list[Draft]]) -> Written:
         done: Written = asyncio.get_running_loop().create_future()
-        if self._store is None:
+        if not self._accepting:
             self.stats.ignored += 1
             log.error("haccp: an event came while the recorder was not running; not recorded")
             done.set_result(None)
@@ -268,6 +269,7 @@ class HaccpRecorder(Service):
             log.warning("haccp: a torn last record (%d bytes) was set aside in %s", head.torn,
                         self.directory / head.torn_to)  # fmt: skip
         self._emit(self._core.start(self._clock.now(), head))
+        self._accepting = True
         while self._queue:  # entering means ready: the start is on disk (or alerted, and queued)
             if not await self._write_once():
                 break
@@ -279,6 +281,7 @@ class HaccpRecorder(Service):
         store = self._store
         if store is None:
             return
+        self._accepting = False  # the stop's records are the last of this run
         self._emit(self._core.stop(self._clock.now()))
         try:
             while self._queue:
@@ -327,32 +330,54 @@ class HaccpRecorder(Service):
         try:
             # Shielded: a stop while the thread writes waits for this same write, never
             # starts a second one of the same records.
-            count = await asyncio.shield(self._inflight)
+            count, trouble = await asyncio.shield(self._inflight)
         except StoreError as err:
             self._inflight = None
             self._failed(err)
             return False
         self._inflight = None
-        self._written(count)
+        if trouble:
+            log.error("haccp: retention: %s", trouble)
+            self._alert("warning", "haccp_retention", f"food-safety record: {trouble}", "haccp")
+        self._written(count, retired=not trouble)
         return True
 
-    def _submit(self) -> asyncio.Future[int]:
+    def _submit(self) -> asyncio.Future[tuple[int, str]]:
         store = self._store
         assert store is not None
         head = self._queue[0]
-        call: Callable[[], int]
+        call: Callable[[], tuple[int, str]]
         if head.retire is not None:
-            call = functools.partial(store.retire, head.retire, head.sealed)
+            call = functools.partial(self._retire, store, head.retire, head.sealed)
         else:
             batch: list[Sealed] = []
             for item in self._queue:
                 if item.retire is not None or len(batch) == _BATCH:
                     break
                 batch.append(item.sealed)
-            call = functools.partial(store.append, batch)
+            call = functools.partial(self._append, store, batch)
         return asyncio.get_running_loop().run_in_executor(None, call)
 
-    def _written(self, count: int) -> None:
+    @staticmethod
+    def _append(store: HaccpStore, batch: Sequence[Sealed]) -> tuple[int, str]:
+        return store.append(batch), ""
+
+    @staticmethod
+    def _retire(store: HaccpStore, segment: Segment, record: Sealed) -> tuple[int, str]:
+        """On the writer's thread: the ``retired`` record (retried if it fails), then the rest.
+
+        Once the record is on disk it counts as written whatever follows: a failure of the
+        anchor or the delete is said, and retention tries again on its next run, never by
+        writing the same record twice.
+        """
+        store.append([record], fsync=True)
+        try:
+            store.finish_retirement(segment, record)
+        except StoreError as err:
+            return 1, f"{segment.name} is kept for now: {err}"
+        return 1, ""
+
+    def _written(self, count: int, *, retired: bool) -> None:
         if self.stats.failing is not None:
             log.warning("haccp: writing to %s works again", self.directory)
             text = f"food-safety records are written to {self.directory} again"
@@ -361,7 +386,7 @@ class HaccpRecorder(Service):
         for _ in range(count):
             item = self._queue.popleft()
             self.stats.head = item.sealed.seq
-            if item.retire is not None:
+            if item.retire is not None and retired:
                 self.stats.retired += 1
                 log.info("haccp: %s retired (older than %d days)", item.retire.name,
                          self._cfg.keep_days)  # fmt: skip

@@ -154,12 +154,16 @@ def _anchor(directory: Path) -> list[dict[str, Json]]:
 
 
 def _record_of(line: bytes) -> dict[str, Json] | None:
+    """The record on a line if it has what the writer needs (seq, hash, at), else None."""
     try:
         record = json.loads(line)
-    except ValueError:
+        ok = isinstance(record, dict) and isinstance(record.get("seq"), int)
+        ok = ok and isinstance(record.get("hash"), str)
+        if ok:
+            datetime.fromisoformat(record["at"])
+    except (ValueError, TypeError, KeyError):
         return None
-    ok = isinstance(record, dict) and isinstance(record.get("seq"), int)
-    return record if ok and isinstance(record.get("hash"), str) else None
+    return record if ok else None
 
 
 class HaccpStore:
@@ -337,13 +341,24 @@ class HaccpStore:
                                last_at, str(last["hash"])))  # fmt: skip
         return out
 
-    def retire(self, segment: Segment, record: Sealed) -> int:
-        """Retire ``segment``: ``record`` (its ``retired`` record) fsynced, the anchor, the file.
+    def retire(self, segment: Segment, record: Sealed) -> None:
+        """Retire ``segment``: ``record`` (its ``retired`` record) fsynced, then the rest.
 
         Raises:
             StoreError: a step failed; the steps before it stand (see the module docstring).
         """
         self.append([record], fsync=True)
+        self.finish_retirement(segment, record)
+
+    def finish_retirement(self, segment: Segment, record: Sealed) -> None:
+        """After ``record`` is on disk: the anchor, then the file goes.
+
+        A failure leaves the segment in place and its ``retired`` record in the chain (a
+        retirement announced, not carried out): retention tries again on its next run.
+
+        Raises:
+            StoreError: the anchor could not be read or written, or the file not deleted.
+        """
         try:
             entries = _anchor(self.directory)
         except ValueError as err:
@@ -370,7 +385,6 @@ class HaccpStore:
             _fsync_dir(self.directory)
         except OSError as err:
             raise _error(err, f"retire {segment.name}") from None
-        return 1
 
     def close(self) -> None:
         """Let go of the files and the lock."""

@@ -370,7 +370,7 @@ def test_a_start_records_the_gateways_own_gap_with_its_length(clean: bool, reaso
     out = core.start(at(30), Head(7, "b" * 64, at(0), clean))
     assert [d.kind for d in out] == ["gap", "gateway_start"]
     assert out[0].fields == {"scope": "gateway", "reason": reason, "since": stamp_(at(0)),
-                             "until": stamp_(at(30)), "seconds": 1800}  # fmt: skip
+                             "until": stamp_(at(30)), "seconds": 1800, "clean": clean}  # fmt: skip
     assert out[1].fields["units"] == UNITS  # a unit without food-safety points is no unit
     assert out[1].fields["interval_s"] == 900
 

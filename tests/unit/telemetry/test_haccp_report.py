@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -336,3 +337,30 @@ def test_no_record_yet_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "no HACCP record at" in capsys.readouterr().err
     argv = ["haccp", "report", "--from", "2026-12-04", "--to", "2026-12-04", "--config", str(path)]
     assert main(argv) == 1
+
+
+def test_after_a_crash_what_was_open_ends_where_the_record_ends(tmp_path: Path) -> None:
+    core = HaccpCore("trattoria", FIFTEEN, 90, {"fridge-1": {"cabinet_temp": "°C"}})
+    drafts = core.start(T0, Head())
+    drafts += core.reading(DeviceReadings("fridge-1", at(1), {"cabinet_temp": 7.0}))
+    opened = Signal("open", "fridge-1", "cold_holding", Priority.HIGH, at(2),
+                    point="cabinet_temp", value=7.0, limit=5.0, food_safety=True)  # fmt: skip
+    drafts += core.signal(opened)
+    drafts += core.availability("fridge-1", at(3), online=False, reason="no answer")
+    # The power goes; the next start finds its last record at 00:03.
+    drafts += HaccpCore("trattoria", FIFTEEN, 90, {}).start(at(60), Head(9, "0" * 64, at(3),
+                                                                         clean=False))  # fmt: skip
+    chain = Chain()
+    records = [json.loads(chain.seal(d).line) for d in drafts]
+    report = build(records, site="trattoria", since=T0, until=at(90), interval=FIFTEEN,
+                   units={}, generated=at(90))  # fmt: skip
+    (unit,) = report.units
+    by_kind = {r.kind: r for r in unit.rows if r.kind != "gap"}
+    gaps = [r for r in unit.rows if r.kind == "gap"]
+    assert by_kind["excursion"].until == at(3)
+    assert "its end was not recorded: the gateway ended without a clean stop" in (
+        by_kind["excursion"].note)
+    assert [(g.time, g.until, g.note.split(" (")[0]) for g in gaps] == [
+        (at(3), at(3), "offline: no answer"),
+        (at(3), at(60), "the gateway ended without a clean stop"),
+    ]  # fmt: skip

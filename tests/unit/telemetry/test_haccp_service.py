@@ -324,3 +324,41 @@ def test_the_record_is_json_lines_an_inspector_can_read(tmp_path: Path) -> None:
 async def _one_run(directory: Path) -> None:
     async with recorder(directory, ManualClock(T0)):
         pass
+
+
+def test_a_retirement_cut_short_is_said_and_blocks_nothing_and_finishes_later(
+    tmp_path: Path,
+) -> None:
+    with HaccpStore(tmp_path, fsync=False) as store:
+        chain = Chain()
+        old = [chain.seal(Draft("interval", datetime(2026, month, 5, tzinfo=UTC)))
+               for month in range(1, 6)]  # fmt: skip
+        while old:
+            del old[: store.append(old)]
+    clock, alerts = ManualClock(datetime(2026, 6, 1, tzinfo=UTC)), []
+
+    async def run() -> None:
+        rec = recorder(tmp_path, clock, alerts, tick_s=3600.0)
+        real = HaccpStore.finish_retirement
+
+        def refuse(self: HaccpStore, *_: Any) -> None:
+            raise StoreError("cannot retire haccp-2026-01.jsonl: Read-only file system")
+
+        HaccpStore.finish_retirement = refuse  # type: ignore[method-assign]
+        try:
+            async with rec:
+                await until(lambda: "haccp_retention" in alerts)
+                assert await rec.action("a:b", "fridge-1", "anna", "after it", clock.now())
+                HaccpStore.finish_retirement = real  # type: ignore[method-assign]
+                await clock.run(86_400)
+                await until(lambda: rec.stats.retired == 1)
+        finally:
+            HaccpStore.finish_retirement = real  # type: ignore[method-assign]
+
+    asyncio.run(run())
+    retired = [r for r in read_records(tmp_path) if r["kind"] == "retired"]
+    assert [r["segment"] for r in retired] == ["haccp-2026-01.jsonl"] * 2  # said twice, done once
+    assert not (tmp_path / "haccp-2026-01.jsonl").exists()
+    verdict = verify(tmp_path)
+    assert verdict.ok, verdict
+    assert verdict.retired == 1

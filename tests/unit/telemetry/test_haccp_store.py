@@ -296,3 +296,16 @@ def test_a_write_the_disk_refuses_halfway_leaves_no_partial_line(tmp_path: Path)
         assert path.stat().st_size == size
         write(store, batch)  # the same records, once the disk takes them
     assert verify(tmp_path).records == 8
+
+
+def test_a_last_line_without_a_readable_time_is_passed_over_by_the_writer(
+    tmp_path: Path,
+) -> None:
+    sealed = fill(tmp_path, months=1)
+    path = tmp_path / SEG[0]
+    with path.open("ab") as f:
+        f.write(json.dumps({"seq": 6, "hash": "f" * 64, "at": "soon"}).encode() + b"\n")
+    with opened(tmp_path) as (store, _):
+        assert (store.head.seq, store.head.hash) == (5, sealed[-1].hash)
+    verdict = verify(tmp_path)
+    assert (verdict.file, verdict.line) == (SEG[0], 6)
