@@ -315,14 +315,16 @@ def test_haccp_config_errors_name_the_key_and_the_fix(haccp: dict[str, Any], mes
     assert message in problem.message
 
 
-def test_the_record_is_json_lines_an_inspector_can_read(tmp_path: Path) -> None:
-    asyncio.run(_one_run(tmp_path))
+def test_records_made_while_the_clock_is_not_trusted_say_so(tmp_path: Path) -> None:
+    asyncio.run(_one_run(tmp_path, time_uncertain=lambda: True))
     for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines():
-        assert json.loads(line)["v"] == 1
+        record = json.loads(line)
+        assert (record["v"], record["time_uncertain"]) == (1, True)
+    assert verify(tmp_path).records == 2
 
 
-async def _one_run(directory: Path) -> None:
-    async with recorder(directory, ManualClock(T0)):
+async def _one_run(directory: Path, **more: Any) -> None:
+    async with recorder(directory, ManualClock(T0), **more):
         pass
 
 
