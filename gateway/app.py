@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Self
 from gateway.clock import Clock, SystemClock
 from gateway.contract import DeviceState
 from gateway.lifecycle import Service, Supervisor
-from gateway.plugs import alerting, appliances, messaging, orders, state, telemetry, timekeeping
+from gateway.plugs import (
+    alerting,
+    appliances,
+    faults,
+    messaging,
+    orders,
+    state,
+    telemetry,
+    timekeeping,
+)
 from gateway.sdnotify import Notifier, watchdog, watchdog_interval
 from gateway.wiring import Wiring
 
@@ -59,6 +68,7 @@ PLUGS: tuple[Callable[[Wiring], Awaitable[None]], ...] = (
     messaging.plug,  # mqtt
     alerting.plug,  # alerts: before every service that raises one
     telemetry.plug,  # telemetry, telemetry-influx: when the site has devices (before them)
+    faults.plug,  # haccp, faults: when the site has devices (before them)
     appliances.plug_devices,  # audit, devices: when the site has devices
     appliances.plug_actions,  # actions: when the site has appliance actions
     orders.plug,  # orders

@@ -423,6 +423,24 @@ def _add_alerts_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     ack.add_argument("--mqtt-url", help=f"broker URL; overrides ${ENV_MQTT_URL} and the file")
     ack.add_argument("--timeout", type=float, default=10.0, metavar="S",
                      help="seconds to wait for the reply (default 10)")  # fmt: skip
+    backtest = actions.add_parser(
+        "backtest",
+        help="what the device's rules would have raised on a trace, or on the local history",
+        epilog="A trace is CSV: time (ISO 8601 with an offset, or epoch seconds), point, value, "
+        "and optionally device; `gateway telemetry query --format csv` prints one. Exit code "
+        "2: a bad row (each is named), an unknown device, bad usage.",
+    )
+    backtest.add_argument("--device", required=True, metavar="DEVICE", help="a device id")
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trace", type=Path, metavar="FILE", help="readings in CSV")
+    source.add_argument("--from", dest="from_", metavar="TIME", help="the local history from")
+    backtest.add_argument("--to", metavar="TIME", help="(with --from; default: now)")
+    backtest.add_argument("--format", choices=("table", "json"), default="table")
+    backtest.add_argument("--config", type=Path, required=True, metavar="FILE",
+                          help="the site file")  # fmt: skip
+    backtest.add_argument(
+        "--state-dir", type=Path, help=f"state directory; overrides ${ENV_STATE_DIR}"
+    )
     alerts.set_defaults(handler=_alerts)
 
 
@@ -432,10 +450,32 @@ def _alerts(args: argparse.Namespace) -> int:
     if args.alerts_command == "list":
         cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
         return cmd.list_alerts(cfg, show_all=args.all)
+    if args.alerts_command == "backtest":
+        return _backtest(args)
     cfg = effective_config(load_site(args.config), os.environ, mqtt_url=args.mqtt_url)
     # The command's own lines say what failed; the MQTT client's warnings would repeat them.
     setup_logging("ERROR")
     return cmd.ack(cfg, args.alert_id, by=args.by, note=args.note, timeout_s=args.timeout)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from gateway.telemetry.backtest import backtest_command  # noqa: PLC0415
+    from gateway.telemetry.cli_commands import parse_time  # noqa: PLC0415
+
+    cfg = effective_config(load_site(args.config), os.environ, state_dir=args.state_dir)
+    since = until = None
+    if args.from_ is not None:
+        try:
+            since = parse_time(args.from_)
+            until = parse_time(args.to) if args.to else datetime.now(UTC)
+        except ValueError as err:
+            _say(f"gateway alerts backtest: {err}", sys.stderr)
+            return EXIT_CONFIG
+    elif args.to is not None:
+        _say("gateway alerts backtest: --to goes with --from", sys.stderr)
+        return EXIT_CONFIG
+    return backtest_command(cfg, args.device, trace=args.trace, since=since, until=until,
+                            fmt=args.format)  # fmt: skip
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:

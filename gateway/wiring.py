@@ -15,13 +15,15 @@ from gateway.contract import DeviceState, DeviceStatus
 from gateway.events import AlertOut, Notice
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gateway.bridge import MqttBridge
     from gateway.clock import Clock
     from gateway.clockwatch import ClockWatch
     from gateway.config import SiteConfig
     from gateway.devices.actions import ActionService
     from gateway.devices.bridge import DeviceBridge
-    from gateway.devices.events import ReadingsCallback
+    from gateway.devices.events import AvailabilityChanged, ReadingsCallback
     from gateway.devices.service import DeviceService
     from gateway.events import Outbox
     from gateway.lifecycle import Supervisor
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from gateway.telemetry.alerts_service import AlertService
     from gateway.telemetry.recorder import Recorder
     from gateway.telemetry.sink import Sink
+    from gateway.telemetry.watch import FaultWatch
     from gateway.transport.dispatch import DeadLetter, Dispatcher
     from gateway.transport.mqtt import MqttClient
 
@@ -66,6 +69,8 @@ class Wiring:
         telemetry: the recorder of every reading (the history), when the site has devices.
         sinks: where the history streams to (InfluxDB), when configured.
         recorders: what the device service hands every reading to, as it is taken.
+        watchers: what the device service tells of every availability change.
+        faults: the fault watch (every device's detectors), when the site has devices.
         devices: the device service, when the site has appliances or sensors.
         device_bridge: its MQTT adapter.
         actions: the appliance actions, when the site has any.
@@ -87,6 +92,8 @@ class Wiring:
     telemetry: Recorder | None = None
     sinks: list[Sink] = field(default_factory=list)
     recorders: list[ReadingsCallback] = field(default_factory=list)
+    watchers: list[Callable[[AvailabilityChanged], None]] = field(default_factory=list)
+    faults: FaultWatch | None = None
     devices: DeviceService | None = None
     device_bridge: DeviceBridge | None = None
     actions: ActionService | None = None

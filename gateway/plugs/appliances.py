@@ -55,8 +55,10 @@ async def plug_devices(w: Wiring) -> None:
     )  # fmt: skip
     w.device_bridge = bridge
     bridge.attach(w.devices.submit, w.dispatcher)
-    for recorder in w.recorders:  # the telemetry history, entered before us
+    for recorder in w.recorders:  # the telemetry history, the fault watch: entered before us
         w.devices.record(recorder)
+    for watcher in w.watchers:
+        w.devices.on_availability(watcher)
     await w.supervisor.enter(w.devices, "devices")
 
 

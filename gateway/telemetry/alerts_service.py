@@ -67,6 +67,7 @@ ENDS_BY_ITSELF = frozenset({
     "telemetry_sink_unavailable",  # telemetry.sink: the database takes writes again
     "telemetry_sink_refused",  # telemetry.sink: likewise, or it is merely unavailable now
     "telemetry_write_failed",  # telemetry.recorder: the history is written again
+    "haccp_write_failed",  # telemetry.haccp_service: the record is written again
 })  # fmt: skip
 
 

@@ -381,7 +381,7 @@ class HaccpRecorder(Service):
         if self.stats.failing is not None:
             log.warning("haccp: writing to %s works again", self.directory)
             text = f"food-safety records are written to {self.directory} again"
-            self._alert("info", "haccp_write_recovered", text, "haccp")
+            self._alert("clear", "haccp_write_failed", text, "haccp")
             self.stats.failing = None
         for _ in range(count):
             item = self._queue.popleft()

@@ -256,6 +256,8 @@ CLEARED_AT = {
     "telemetry_sink_refused": ("telemetry/sink.py", _SINK),
     "telemetry_write_failed": ("telemetry/recorder.py",
                                'self._alert("clear", "telemetry_write_failed"'),
+    "haccp_write_failed": ("telemetry/haccp_service.py",
+                           'self._alert("clear", "haccp_write_failed"'),
 }  # fmt: skip
 
 

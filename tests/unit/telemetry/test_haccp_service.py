@@ -37,7 +37,9 @@ def recorder(directory: Path, clock: Clock, alerts: list[str] | None = None,
              **more: Any) -> HaccpRecorder:  # fmt: skip
     seen = alerts if alerts is not None else []
     return HaccpRecorder(HaccpConfig(**more.pop("cfg", {})), directory, "full", UNITS, clock,
-                         site="trattoria", alert=lambda _l, kind, _t, _s: seen.append(kind),
+                         site="trattoria",
+                         alert=lambda level, kind, _t, _s: seen.append(
+                             kind if level != "clear" else f"clear {kind}"),
                          **more)  # fmt: skip
 
 
@@ -188,7 +190,7 @@ def test_past_its_bound_intervals_are_refused_and_the_loss_is_recorded_as_a_gap(
 
     base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     rec = asyncio.run(run())
-    assert alerts == ["haccp_write_failed", "haccp_records_lost", "haccp_write_recovered"]
+    assert alerts == ["haccp_write_failed", "haccp_records_lost", "clear haccp_write_failed"]
     assert verify(tmp_path).ok
     records = list(read_records(tmp_path))
     lost = [r for r in records if r["kind"] == "gap" and "could not be kept" in str(r["reason"])]
