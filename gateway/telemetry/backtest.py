@@ -228,6 +228,7 @@ def _from_history(
 ) -> list[TraceReading]:
     from gateway.telemetry.history import HistoryReader  # noqa: PLC0415
     from gateway.telemetry.lineproto import parse_field_set  # noqa: PLC0415
+    from gateway.telemetry.notes import NOTE_FIELDS  # noqa: PLC0415
 
     path = cfg.state.dir / "telemetry.db"
     if not path.exists():
@@ -235,7 +236,7 @@ def _from_history(
     rows = []
     with HistoryReader(path, readonly=True) as h:
         lo, hi = int(since.timestamp()) * _NS, int(until.timestamp()) * _NS
-        for at_ns, _safety, fields in h.query(device, lo, hi):
+        for at_ns, _safety, fields in h.query(device, lo, hi, leave_out=NOTE_FIELDS):
             at = datetime.fromtimestamp(at_ns / _NS, tz=UTC)
             rows += [(at, k, v) for k, v in parse_field_set(fields).items()]
     return readings_of(rows)

@@ -17,6 +17,7 @@ from gateway.errors import StoreError
 from gateway.telemetry.history import HistoryReader
 from gateway.telemetry.lanes import Cursor
 from gateway.telemetry.lineproto import parse_field_set
+from gateway.telemetry.notes import NOTE_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -76,7 +77,11 @@ def _ns(at: datetime) -> int:
 
 
 def _when(ns: int) -> str:
-    return datetime.fromtimestamp(ns / _NS, tz=UTC).astimezone().isoformat(timespec="milliseconds")
+    # Whole seconds and microseconds apart: ns / 1e9 as a float is ~0.2 us off at today's
+    # dates, and .996000 read back as .995999 would print as .995.
+    seconds, rest = divmod(ns, _NS)
+    at = datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=rest // 1000)
+    return at.astimezone().isoformat(timespec="milliseconds")
 
 
 def _text(value: Value) -> str:
@@ -144,7 +149,7 @@ def _rows(
     units: Mapping[str, str],
 ) -> Iterable[tuple[str, str, Value, str, bool]]:
     lo, hi = _ns(since), _ns(until)
-    for at_ns, safety, fields in history.query(device, lo, hi):
+    for at_ns, safety, fields in history.query(device, lo, hi, leave_out=NOTE_FIELDS):
         when = _when(at_ns)
         for name, value in parse_field_set(fields).items():
             if point is None or name == point:

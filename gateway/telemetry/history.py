@@ -41,7 +41,7 @@ from gateway.errors import StoreError, StoreFull
 from gateway.telemetry.lanes import Cursor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Collection, Iterable, Iterator, Sequence
     from pathlib import Path
 
 __all__ = ["History", "HistoryReader", "Row", "SinkRecord"]
@@ -336,13 +336,26 @@ class HistoryReader:
         return int(rows[0][0]), _used_bytes(self._db, self.path)
 
     def query(
-        self, device: str, since_ns: int, until_ns: int, limit: int | None = None
+        self,
+        device: str,
+        since_ns: int,
+        until_ns: int,
+        limit: int | None = None,
+        *,
+        leave_out: Collection[str] = (),
     ) -> Iterator[tuple[int, bool, str]]:
         """(at_ns, safety, field set) of one device's rows with ``since <= at < until``.
 
         In time order; a reading with food-safety and other points comes as two rows.
+        ``leave_out``: measurements not wanted (the gateway's own notes beside the readings).
         """
-        ids = [s for (s,) in self._all("SELECT id FROM series WHERE device = ?", (device,))]
+        ids = [
+            s
+            for s, measurement in self._all(
+                "SELECT id, measurement FROM series WHERE device = ?", (device,)
+            )
+            if measurement not in leave_out
+        ]
         if not ids:
             return
         marks = ",".join("?" * len(ids))

@@ -25,6 +25,7 @@ from gateway.errors import StoreError
 from gateway.lifecycle import Service
 from gateway.telemetry.history import HistoryReader
 from gateway.telemetry.lineproto import parse_field_set
+from gateway.telemetry.notes import NOTE_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -150,7 +151,7 @@ class FaultWatch(Service):
             for device, d in self._detectors.items():
                 merged: dict[int, dict[str, Value]] = {}
                 times: dict[int, datetime] = {}
-                for at_ns, _safety, fields in h.query(device, since_ns, 2**62):
+                for at_ns, _safety, fields in h.query(device, since_ns, 2**62, leave_out=NOTE_FIELDS):
                     merged.setdefault(at_ns, {}).update(parse_field_set(fields))
                 if not merged:
                     continue
