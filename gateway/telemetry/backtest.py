@@ -202,7 +202,8 @@ def backtest_command(
     kinds = point_kinds(profile)
     if trace is not None:
         try:
-            readings = parse_trace(trace.read_text(encoding="utf-8"), device, kinds)
+            with trace.open(encoding="utf-8", newline="") as lines:
+                readings = parse_trace(lines, device, kinds)
         except OSError as err:
             sys.stderr.write(f"cannot read {trace}: {err.strerror}\n")
             return EXIT_USAGE

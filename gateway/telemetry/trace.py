@@ -16,6 +16,7 @@ Pure: it reads the text it is given.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,11 +113,14 @@ def _value(text: str, kind: Kind) -> Value:
     return number
 
 
-def parse_trace(text: str, device: str, kinds: Mapping[str, Kind]) -> list[TraceReading]:
+def parse_trace(
+    text: str | Iterable[str], device: str, kinds: Mapping[str, Kind]
+) -> list[TraceReading]:
     """The readings of ``device`` in a CSV trace, in time order.
 
     Args:
-        text: the CSV, with a header row.
+        text: the CSV, with a header row (the text, or its lines: an open file is read as
+            it goes, never whole).
         device: the device to keep (rows of another ``device``, when there is the column, are
             left out).
         kinds: point id -> type (:func:`point_kinds` of the device's profile).
@@ -124,8 +128,49 @@ def parse_trace(text: str, device: str, kinds: Mapping[str, Kind]) -> list[Trace
     Raises:
         TraceError: with one line per bad row; nothing of the trace is used then.
     """
-    rows = csv.reader(text.splitlines())
-    header = next(rows, None)
+    rows = csv.reader(io.StringIO(text) if isinstance(text, str) else text)
+    col, device_col, width = _columns(next(rows, None))
+    problems: list[str] = []
+    grouped: dict[datetime, dict[str, Value]] = {}
+    t_col, p_col, v_col = col["time"], col["point"], col["value"]
+    # The rows of one reading come together with the same time text (the query command writes
+    # them so): it is parsed once, and its values dict found without hashing a datetime.
+    last_text: str | None = None
+    values: dict[str, Value] = {}
+    for number, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # a blank line
+        if len(row) < width:
+            problems.append(f"row {number}: {len(row)} cells, the header has {width}")
+            continue
+        if device_col is not None and row[device_col].strip() != device:
+            continue
+        point = row[p_col].strip()
+        kind = kinds.get(point)
+        if kind is None:
+            known = ", ".join(sorted(kinds))
+            problems.append(
+                f"row {number}: point {point!r} is not in the device's profile ({known})"
+            )
+            continue
+        try:
+            text = row[t_col]
+            if text != last_text:
+                at = _time(text)
+                values = grouped.setdefault(at, {})
+                last_text = text
+            values[point] = _value(row[v_col], kind)
+        except ValueError as err:
+            last_text = None  # a bad time: the next row parses its own
+            problems.append(f"row {number}: {err}")
+            continue
+    if problems:
+        raise TraceError(problems)
+    return [TraceReading(at, values) for at, values in sorted(grouped.items())]
+
+
+def _columns(header: list[str] | None) -> tuple[dict[str, int], int | None, int]:
+    """(the time, point and value columns, the device column if any, the width)."""
     if header is None:
         raise TraceError(["row 1: the file is empty; it needs a header: time,point,value"])
     names = [h.strip().lower() for h in header]
@@ -133,34 +178,7 @@ def parse_trace(text: str, device: str, kinds: Mapping[str, Kind]) -> list[Trace
     if missing:
         raise TraceError([f"row 1: no {', '.join(missing)} column (the header says {header})"])
     col = {name: names.index(name) for name in ("time", "point", "value")}
-    device_col = names.index("device") if "device" in names else None
-    problems: list[str] = []
-    grouped: dict[datetime, dict[str, Value]] = {}
-    for number, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line
-        if len(row) < len(names):
-            problems.append(f"row {number}: {len(row)} cells, the header has {len(names)}")
-            continue
-        if device_col is not None and row[device_col].strip() != device:
-            continue
-        point = row[col["point"]].strip()
-        if point not in kinds:
-            known = ", ".join(sorted(kinds))
-            problems.append(
-                f"row {number}: point {point!r} is not in the device's profile ({known})"
-            )
-            continue
-        try:
-            at = _time(row[col["time"]])
-            value = _value(row[col["value"]], kinds[point])
-        except ValueError as err:
-            problems.append(f"row {number}: {err}")
-            continue
-        grouped.setdefault(at, {})[point] = value
-    if problems:
-        raise TraceError(problems)
-    return [TraceReading(at, values) for at, values in sorted(grouped.items())]
+    return col, (names.index("device") if "device" in names else None), len(names)
 
 
 def readings_of(rows: Iterable[tuple[datetime, str, Value]]) -> list[TraceReading]:
