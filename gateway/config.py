@@ -354,11 +354,91 @@ class WriteRange(Frozen):
         return self
 
 
+RulePriority = Literal["critical", "high", "medium", "low"]
+
+
+class RuleCondition(Frozen):
+    """A state of the device a rule applies in, e.g. ``{ point = "mode", one_of = [1, 3] }``.
+
+    ``equals`` (a bit or an enum value), ``one_of`` (enum values), ``above`` / ``below``
+    (numbers, exclusive): every one given must hold.
+    """
+
+    point: Ident
+    # StrictBool first: pydantic would otherwise read TOML's `1` as a bool.
+    equals: StrictBool | int | None = None
+    one_of: tuple[int, ...] = ()
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if self.equals is None and not self.one_of and self.above is None and self.below is None:
+            msg = "a condition needs equals, one_of, above or below"
+            raise ValueError(msg)
+        return self
+
+    def holds(self, value: float | str) -> bool:
+        """Whether ``value`` (the point's latest reading) meets the condition."""
+        if isinstance(value, str):
+            return False
+        if self.equals is not None and value != self.equals:
+            return False
+        if self.one_of and value not in self.one_of:
+            return False
+        if self.above is not None and not value > self.above:
+            return False
+        return self.below is None or value < self.below
+
+
+class RuleOverride(Frozen):
+    """A site's change to one of its device's profile rules (``[devices.rules.RULE_ID]``).
+
+    Any field of the rule but its ``kind`` and ``point`` may be given; ``enabled = false`` turns
+    the rule off for this device. What is given replaces the profile's value, and the merged rule
+    is checked as the profile's own rules are (``gateway.devices.rules.merge_rules``): a field
+    the rule's kind does not have is an error naming it.
+    """
+
+    name: str | None = None
+    priority: RulePriority | None = None
+    food_safety: bool | None = None
+    enabled: bool | None = None
+    when: tuple[RuleCondition, ...] | None = None
+    suppress_when: tuple[Ident, ...] | None = None
+    suppress_grace_s: float | None = None
+    suppress_max_s: float | None = None
+    above: float | None = None
+    below: float | None = None
+    relative_to: Ident | None = None
+    hold_s: float | None = None
+    hysteresis: float | None = None
+    clear_s: float | None = None
+    horizon_s: float | None = None
+    window_s: float | None = None
+    min_rate_per_h: float | None = None
+    min_range: float | None = None
+    after_s: float | None = None
+    of: Literal["value", "duty", "on_run", "off_run", "rate", "start_level"] | None = None
+    direction: Literal["high", "low"] | None = None
+    z: float | None = None
+    half_life_s: float | None = None
+    warm_up_s: float | None = None
+    min_samples: int | None = None
+    min_std: float | None = None
+    while_point: Ident | None = None
+    after: Ident | None = None
+    margin: float | None = None
+    min_s: float | None = None
+
+
 class DeviceInstance(Frozen):
     """One appliance or sensor at the site; what it exposes comes from its profile.
 
     Modbus devices give ``host``/``port``/``unit``; MQTT sensor nodes publish as ``id``.
     ``writes`` may narrow the profile's write ranges (point id -> range), never widen them.
+    ``rules`` changes the profile's fault and food-safety rules for this device, by rule id
+    (``[devices.rules.cold_holding]`` with ``hold_s = 1200``, or ``enabled = false``).
     """
 
     id: Ident
@@ -370,6 +450,7 @@ class DeviceInstance(Frozen):
     unit: int = Field(default=1, ge=0, le=247)
     poll_s: float | None = Field(default=None, gt=0, le=3600)
     writes: dict[str, WriteRange] = Field(default_factory=dict)
+    rules: dict[str, RuleOverride] = Field(default_factory=dict)
 
 
 class ActionRule(Frozen):

@@ -22,6 +22,8 @@ from pydantic import ValidationError
 
 from gateway.config import SiteConfig, StationKind, problems_from_validation
 from gateway.devices.checks import check_devices
+from gateway.devices.profile import load_profiles
+from gateway.devices.rules import merge_rules
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.routing.rules import check_routes
 
@@ -115,6 +117,31 @@ def check_site(cfg: SiteConfig) -> list[ConfigProblem]:
     if not references:
         problems += check_routes(cfg)
     problems += check_devices(cfg)
+    problems += _device_rules(cfg)
+    return problems
+
+
+def _device_rules(cfg: SiteConfig) -> list[ConfigProblem]:
+    """Each device's ``rules`` override rules its profile has, with fields their kinds have."""
+    if not any(d.rules for d in cfg.devices):
+        return []
+    try:
+        profiles = load_profiles(tuple(d for d in cfg.devices_profiles if d.is_dir()))
+    except ConfigError:
+        return []  # check_devices has named the broken profile file
+    problems: list[ConfigProblem] = []
+    for n, d in enumerate(cfg.devices):
+        profile = profiles.get(d.profile)
+        if profile is None or not d.rules:
+            continue  # an unknown profile is check_devices' problem
+        _, found = merge_rules(
+            profile.rules,
+            d.rules,
+            profile.point_kinds(),
+            key=f"devices[{n}].rules",
+            owner=f"profile {d.profile}",
+        )
+        problems += found
     return problems
 
 

@@ -11,6 +11,9 @@ is ``access = "rw"`` and has a ``write`` range; a site may only narrow that rang
 
 An MQTT profile lists the payload fields a sensor node publishes, with their types and plausible
 ranges; readings outside them are rejected like any bad input.
+
+``[[rules]]`` say what is a fault or a food-safety excursion for the kind of device (the models
+are in :mod:`gateway.devices.rules`); every point a rule names must exist in the profile.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.config import Ident, WriteRange, problems_from_validation
+from gateway.devices.rules import PointKind, Rule, check_rule_points
 from gateway.errors import ConfigError, ConfigProblem
 
 #: Where the profiles that ship with the gateway live.
@@ -208,6 +212,7 @@ class Profile(_Frozen):
     modbus: ModbusSettings | None = None
     points: tuple[ModbusPoint, ...] = ()
     fields: tuple[MqttField, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
     @model_validator(mode="after")
     def _protocol_parts(self) -> Self:
@@ -234,6 +239,36 @@ class Profile(_Frozen):
                 msg = f"point {p.id} spans {p.registers} registers, over the read limit {limit}"
                 raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _rules_name_points(self) -> Self:
+        problems = check_rule_points(self.rules, self.point_kinds())
+        if problems:
+            raise ValueError("; ".join(f"{p.key}: {p.message} (fix: {p.fix})" for p in problems))
+        return self
+
+    def point_kinds(self) -> dict[str, PointKind]:
+        """Every point (or field) id and what it holds: a bit, a number or text."""
+        kinds: dict[str, PointKind] = {}
+        for p in self.points:
+            bit = p.type is PointType.BIT
+            kinds[p.id] = "bool" if bit else "text" if p.type is PointType.STRING else "number"
+        for f in self.fields:
+            kinds[f.id] = "bool" if f.type == "bool" else "text" if f.type == "str" else "number"
+        return kinds
+
+    def poll_interval(self, point_id: str, device_poll_s: float | None = None) -> float | None:
+        """How often a Modbus point is read, as the device service polls it.
+
+        Its own ``poll_s``, else the site's for the device, else the profile's; the site's is
+        also the fastest. None for an MQTT field: a sensor node publishes when it likes.
+        """
+        point = self.point(point_id)
+        if point is None:
+            return None
+        if point.poll_s is None:
+            return device_poll_s or self.settings.poll_s
+        return max(point.poll_s, device_poll_s) if device_poll_s else point.poll_s
 
     @property
     def settings(self) -> ModbusSettings:
