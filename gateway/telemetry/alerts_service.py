@@ -276,7 +276,9 @@ class AlertService(Service):
             log.warning("alert %s (%s) after the alert service stopped: not kept", s.alert_id,
                         s.kind)  # fmt: skip
             return
-        events = self._book.apply(s, self._clock.monotonic(), self._clock.now(), latched=latched)
+        # The event is stamped with the signal's own time: the reading that decided it (what
+        # a backtest of the same readings says too), not the moment this line ran.
+        events = self._book.apply(s, self._clock.monotonic(), s.at, latched=latched)
         if not events and s.kind == "open":
             self.stats.repeats += 1
         if events:

@@ -30,6 +30,7 @@ import asyncio
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from gateway.errors import StoreError, StoreFull
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from gateway.telemetry.lanes import Cursor
     from gateway.telemetry.schema import DeviceSchema
 
-__all__ = ["Note", "Recorder", "RecorderStats"]
+__all__ = ["Note", "Recorder", "RecorderStats", "epoch_ns"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,19 @@ _NS = 1_000_000_000
 
 #: A device's series as the history keys it, its escaper, and its food-safety points.
 _Series = tuple[tuple[str, str, tuple[tuple[str, str], ...], str], SeriesPrefix, frozenset[str]]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def epoch_ns(at: datetime) -> int:
+    """``at`` in nanoseconds since the epoch, exactly (whole microseconds, as datetimes hold).
+
+    Integer arithmetic: ``at.timestamp()`` is a float, about 0.2 us coarse at today's dates, so
+    a reading taken at .696000 could be kept as .695999 and shown as .695 to the millisecond.
+    """
+    return (at - _EPOCH) // _US * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +345,7 @@ class Recorder(Service):
             if found is None:
                 found = known[r.device] = self._series_of(r.device)
             series, prefix, food_safety = found
-            # Whole microseconds: what the clock gives; float ns would not round-trip.
-            at_ns = round(r.at.timestamp() * 1_000_000) * 1000
+            at_ns = epoch_ns(r.at)
             safe, other = split_values(r.values, food_safety)
             if safe:
                 text = prefix.fields(safe)
@@ -353,7 +366,7 @@ class Recorder(Service):
         text = prefix.fields(note.values)
         if text is None:
             return []
-        at_ns = round(note.at.timestamp() * 1_000_000) * 1000
+        at_ns = epoch_ns(note.at)
         return [Row((*key, prefix.text), at_ns, safety=False, fields=text)]
 
     def _series_of(self, device: str) -> _Series:

@@ -259,7 +259,8 @@ def test_random_signals_acks_and_ticks_keep_the_book_sound(ops: list[tuple[objec
                 assert not before.acknowledged, "an acknowledged alert escalated"
                 period = SMALL.period(before.priority)
                 assert period is not None
-                assert when - last_level[alert_id] >= period, "escalated before its period"
+                # A hair of float slack: the test sums its ticks apart from the book's own sums.
+                assert when - last_level[alert_id] >= period - 1e-9, "escalated before its period"
                 assert e.alert.priority is before.priority.escalated()
                 last_level[alert_id] = when
         if e.event == "cleared":
