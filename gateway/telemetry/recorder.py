@@ -41,7 +41,6 @@ from gateway.telemetry.schema import split_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from datetime import datetime
     from pathlib import Path
 
     from gateway.clock import Clock
