@@ -355,6 +355,8 @@ class WriteRange(Frozen):
 
 
 RulePriority = Literal["critical", "high", "medium", "low"]
+#: What an ``anomaly`` rule learns the baseline of (gateway.devices.rules.AnomalyRule).
+AnomalyFeature = Literal["value", "duty", "on_run", "off_run", "rate", "start_level", "stop_level"]
 
 
 class RuleCondition(Frozen):
@@ -419,7 +421,7 @@ class RuleOverride(Frozen):
     min_rate_per_h: float | None = None
     min_range: float | None = None
     after_s: float | None = None
-    of: Literal["value", "duty", "on_run", "off_run", "rate", "start_level"] | None = None
+    of: AnomalyFeature | None = None
     direction: Literal["high", "low"] | None = None
     z: float | None = None
     half_life_s: float | None = None

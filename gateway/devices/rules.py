@@ -17,8 +17,8 @@ Kinds (each :class:`Rule` has ``id``, ``priority``, ``food_safety``, ``enabled``
     flatline  the point moved less than min_range over window_s (a stuck probe)
     silent    no reading for after_s (a hung device, a dead sensor node)
     anomaly   a feature (the value, a duty cycle, the length of on/off runs of a bit, the
-              rate of rise while a bit is set, the level at which a bit switches on) is z
-              standard deviations from its learnt baseline
+              rate of rise while a bit is set, the level at which a bit switches on or off)
+              is z standard deviations from its learnt baseline
 
 Point rules may apply only ``when`` the device is in a state (the oven is holding), and may be
 suppressed while listed bits are set (``door_open``, ``defrost_active``) plus a grace after they
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Self
 from pydantic import Field, ValidationError, model_validator
 
 from gateway.config import (
+    AnomalyFeature,
     Frozen,
     Ident,
     RuleCondition,
@@ -187,7 +188,9 @@ class AnomalyRule(_PointRule):
     (the rate of rise, units per hour, over each run of ``while_point`` from its lowest reading
     to its last: heating speed while the heater is on), ``start_level`` (the value at which
     ``while_point`` switches on, a thermostat's cut-in; judged while the bit stays off: the
-    compressor did not start although the air is past where it always starts).
+    compressor did not start although the air is past where it always starts), ``stop_level``
+    (the value at which it switches off, the cut-out; judged when it goes off: the compressor
+    tripped in the middle of a run, and is still off ``hold_s`` later).
     The baseline is an EWMA of mean and variance with ``half_life_s`` of time; nothing opens
     before ``warm_up_s`` of it and ``min_samples`` samples. ``min_std`` floors the deviation
     (in the feature's unit: seconds for runs, 0..1 for duty). The value must stay out for
@@ -195,7 +198,7 @@ class AnomalyRule(_PointRule):
     """
 
     kind: Literal["anomaly"]
-    of: Literal["value", "duty", "on_run", "off_run", "rate", "start_level"] = "value"
+    of: AnomalyFeature = "value"
     direction: Literal["high", "low"] = "high"
     z: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 4.0
     half_life_s: _Span = 86_400.0
@@ -209,10 +212,10 @@ class AnomalyRule(_PointRule):
 
     @model_validator(mode="after")
     def _rate_needs_a_bit(self) -> Self:
-        if (self.of in ("rate", "start_level")) != (self.while_point is not None):
+        if (self.of in ("rate", "start_level", "stop_level")) != (self.while_point is not None):
             msg = (
-                "of = 'rate' and 'start_level' need while_point (the bit they follow), "
-                "and only they take one"
+                "of = 'rate', 'start_level' and 'stop_level' need while_point (the bit they "
+                "follow), and only they take one"
             )
             raise ValueError(msg)
         return self

@@ -14,6 +14,9 @@ threshold, so a fault moves the baseline only slowly. The features (``of``):
 * ``start_level``: the point's value when ``while_point`` switches on (a thermostat's cut-in:
   the air at which the compressor starts); opens when the point is past that level while the
   bit stays off (the compressor did not start), whatever the load, the hour or the door.
+* ``stop_level``: the point's value when ``while_point`` switches off (the cut-out); opens when
+  it switched off far from that level (the compressor tripped in the middle of a run) and has
+  not come back on within ``hold_s``.
 
 Like every detector: no I/O, no clock; ``mono`` decides, ``at`` stamps.
 """
@@ -62,7 +65,8 @@ class AnomalyDetector(Detector):
         self._last_mono = 0.0
         self._run_from: float | None = None  # mono the run began (None: began unseen)
         self._run_pts: list[tuple[float, float]] = []
-        self._last_x: float | None = None  # of = start_level: the reading before
+        self._last_x: float | None = None  # of = start_level, stop_level: the reading before
+        self._stopped: tuple[float, float] | None = None  # stop_level: (mono, level) out
 
     # ---- judging a sample against the baseline -------------------------------------------
 
@@ -94,6 +98,11 @@ class AnomalyDetector(Detector):
             return (
                 f"{self.what} {self.fmt(x)} and {r.while_point} still off: it usually comes on "
                 f"at {self.fmt(b.mean)} ± {self.fmt(b.std(r.min_std))}"
+            )
+        if r.of == "stop_level":
+            return (
+                f"{r.while_point} went off with {self.what} at {self.fmt(x)} and stays off: it "
+                f"usually goes off at {self.fmt(b.mean)} ± {self.fmt(b.std(r.min_std))}"
             )
         unit = "/h" if r.of == "rate" else ""
         word = "higher" if r.direction == "high" else "lower"
@@ -141,7 +150,8 @@ class AnomalyDetector(Detector):
         if of in ("on_run", "off_run"):
             return self._run(mono, at, x > 0.5, suppressed)
         bit = latest.get(self.rule.while_point or "") is True
-        feature = self._rate if of == "rate" else self._start_level
+        features = {"rate": self._rate, "start_level": self._start_level}
+        feature = features.get(of, self._stop_level)
         return feature(mono, at, x, bit=bit, suppressed=suppressed)
 
     def _value(self, mono: float, at: datetime, x: float) -> Signal | None:
@@ -160,6 +170,7 @@ class AnomalyDetector(Detector):
 
     def _reset(self) -> None:
         self._last_x = None
+        self._stopped = None
         self._window_from = None
         self._on_s = 0.0
         self._last_bit = None
@@ -267,3 +278,24 @@ class AnomalyDetector(Detector):
         if suppressed or was_on is None:
             return None
         return self._verdict(mono, at, x)
+
+    def _stop_level(
+        self, mono: float, at: datetime, x: float, *, bit: bool, suppressed: bool
+    ) -> Signal | None:
+        was_on = self._last_bit
+        self._last_x, self._last_bit = x, bit
+        if bit:
+            self._stopped = None
+            if self.is_open:
+                return self.clear(at, f"{self.rule.while_point} on again", value=x)
+            return None
+        if suppressed:  # a defrost stops it on purpose; a door may
+            self._stopped = None
+            return None
+        if was_on is True:  # it has just gone off: this reading is where
+            if self._ready(mono) and self._z(x) >= self.rule.z:
+                self._stopped = (mono, x)
+            self._learn(mono, x)
+        if self._stopped is None or self.is_open or mono - self._stopped[0] < self.rule.hold_s:
+            return None
+        return self.open(at, self._describe(self._stopped[1]), value=self._stopped[1])

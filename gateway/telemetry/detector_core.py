@@ -179,7 +179,11 @@ class Detector:
         """A value with the point's unit, for people."""
         unit = self.info.unit if self.info is not None else ""
         sep = "" if unit in ("%", "°C", "") else " "
-        return f"{value:.4g}{sep}{unit}"
+        places = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        text = f"{value:.{places}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return f"{'0' if text == '-0' else text}{sep}{unit}"
 
     @property
     def what(self) -> str:

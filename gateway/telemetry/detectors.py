@@ -21,7 +21,7 @@ Kinds, each in a line or two (the learning ones are in :mod:`gateway.telemetry.b
   ends only once the value is back past the limit by ``hysteresis``; it opens when the run has
   lasted ``hold_s`` and the value is past the limit, and clears after ``clear_s`` back.
 * ``silent``: opens when no reading has come for ``after_s`` (from the last reading, or from
-  the first event if none came); clears at the next reading.
+  the first event if none came, or after a warm-up); clears at the next reading.
 * ``flatline``: opens when an unbroken stretch of readings spans ``window_s`` and their range
   over the last ``window_s`` (sliding min and max) is under ``min_range``; clears once it is not.
 """
@@ -287,13 +287,22 @@ class SilentDetector(Detector):
         self._heard: float | None = None
         self._heard_at: datetime | None = None
         self._state: DeviceState | None = None
+        self._restarted = False
+
+    def forget_open(self) -> None:
+        """After a warm-up the silence counts from the first live event, not from the history.
+
+        The gateway itself was away in between; the device may well have been answering.
+        """
+        super().forget_open()
+        self._heard, self._restarted = None, True
 
     def reading(
         self, mono: float, at: datetime, values: Mapping[str, Value], latest: Mapping[str, Value]
     ) -> Signal | None:
         """Heard from: clears a silence."""
         del values, latest
-        self._heard, self._heard_at = mono, at
+        self._heard, self._heard_at, self._restarted = mono, at, False
         if self.is_open:
             return self.clear(at, "readings again")
         return None
@@ -312,7 +321,11 @@ class SilentDetector(Detector):
         if self.is_open or quiet < self.rule.after_s:
             return None
         state = f" (it is {self._state.value})" if self._state is not None else ""
-        last = "" if self._heard_at is not None else " since the gateway started"
+        last = (
+            ""
+            if self._heard_at is not None and not self._restarted
+            else " since the gateway started"
+        )
         return self.open(at, f"no reading for {span(quiet)}{last}{state}", since=self._heard_at)
 
 
