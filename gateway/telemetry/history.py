@@ -241,34 +241,35 @@ class HistoryReader:
         rows = self._all("SELECT done, split, live FROM cursors WHERE sink = ?", (sink,))
         return Cursor(*rows[0]) if rows else None
 
-    def lines(self, after: int, upto: int, limit: int) -> tuple[list[str], list[str], int]:
+    def lines(self, after: int, upto: int, limit: int) -> tuple[list[str], int]:
         """Line protocol of the rows with ``after < seq <= upto``, oldest first, at most ``limit``.
 
+        One statement returns the whole batch as one string: Python's sqlite3 lets go of the
+        GIL for every row it steps, and beside a busy thread a batch read row by row took 252 us
+        a line, against 2.6 us in one string (bench/telemetry).
+
         Returns:
-            (lines, the device of each line, the last seq read: ``after`` when none).
+            (lines, the last seq read: ``after`` when none).
         """
         rows = self._all(
-            "SELECT seq, series, fields, at_ns FROM ("
+            # A scalar subquery, not a join: the rows are concatenated in the order scanned.
+            "SELECT group_concat(coalesce((SELECT prefix FROM series WHERE id = r.series), "
+            "'unknown_series') || ' ' || r.fields || ' ' || r.at_ns, char(10)), "
+            "max(r.seq) FROM (SELECT seq, series, fields, at_ns FROM ("
             "SELECT * FROM (SELECT seq, series, fields, at_ns FROM safety "
             "WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3) "
             "UNION ALL SELECT * FROM (SELECT seq, series, fields, at_ns FROM other "
             "WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3)"
-            ") ORDER BY seq LIMIT ?3",
+            ") ORDER BY seq LIMIT ?3) AS r",
             (after, upto, limit),
         )
-        prefixes = self._prefixes
-        out: list[str] = []
-        devices: list[str] = []
-        for _seq, series, fields, at_ns in rows:
-            known = prefixes.get(series)
-            if known is None:
-                known = self._load_prefix(series)
-            out.append(f"{known[1]} {fields} {at_ns}")
-            devices.append(known[0])
-        return out, devices, (rows[-1][0] if rows else after)
+        text, last = rows[0] if rows else (None, None)
+        if not text:
+            return [], after
+        return str(text).split("\n"), int(last)
 
     def devices_of(self, after: int, upto: int) -> list[str]:
-        """The device of each row with ``after < seq <= upto``, oldest first."""
+        """The device of each row with ``after < seq <= upto``, oldest first (as :meth:`lines`)."""
         rows = self._all(
             "SELECT seq, series FROM safety WHERE seq > ?1 AND seq <= ?2 UNION ALL "
             "SELECT seq, series FROM other WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",

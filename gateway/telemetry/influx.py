@@ -20,8 +20,10 @@ backoff by the sink (the client's own retries are off, so one write is one attem
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
+import types
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import SinkError
@@ -67,6 +69,8 @@ class InfluxWriter:
             timeout=int(cfg.timeout_s * 1000),
             enable_gzip=cfg.gzip,
         )
+        if cfg.gzip:
+            _compress_fast(self._client.conf)
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
         # The client's own constant is a plain "ns", while its signature names the class.
         self._precision: Any = WritePrecision.NS
@@ -100,6 +104,25 @@ class InfluxWriter:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()  # type: ignore[no-untyped-call]
+
+
+def _compress_fast(conf: Any) -> None:
+    """Make the client gzip a write at level 1, not at ``gzip.compress``'s default 9.
+
+    Measured in bench/telemetry: level 9 costs 4.7 us a point and gives 8.2:1; level 1 costs
+    0.42 us and gives 6.7:1. The client compresses in its configuration's
+    ``update_request_body`` (and sets the header in ``update_request_header_params``, left as
+    it is); this replaces the first on our client's own configuration object only.
+    """
+    base = type(conf).update_request_body
+
+    def update_request_body(self: Any, path: str, body: Any) -> Any:
+        if path == "/api/v2/write" and self.enable_gzip:
+            raw = body if isinstance(body, bytes) else str(body).encode("utf-8")
+            return gzip.compress(raw, compresslevel=1)
+        return base(self, path, body)
+
+    conf.update_request_body = types.MethodType(update_request_body, conf)
 
 
 def _reason(err: BaseException) -> str:

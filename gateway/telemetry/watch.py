@@ -151,7 +151,8 @@ class FaultWatch(Service):
             for device, d in self._detectors.items():
                 merged: dict[int, dict[str, Value]] = {}
                 times: dict[int, datetime] = {}
-                for at_ns, _safety, fields in h.query(device, since_ns, 2**62, leave_out=NOTE_FIELDS):
+                rows = h.query(device, since_ns, 2**62, leave_out=NOTE_FIELDS)
+                for at_ns, _safety, fields in rows:
                     merged.setdefault(at_ns, {}).update(parse_field_set(fields))
                 if not merged:
                     continue

@@ -34,7 +34,8 @@ def test_rows_come_back_as_lines_in_the_order_written(tmp_path: Path) -> None:
         first, last = h.append([reading(1, safety=True), reading(1), reading(2, series=FRYER)])
         assert (first, last) == (1, 3)
         with HistoryReader(tmp_path / "t.db") as r:
-            lines, devices, through = r.lines(0, 3, 10)
+            lines, through = r.lines(0, 3, 10)
+            devices = r.devices_of(0, 3)
             assert lines == [
                 "fridge,device=fridge-1,site=s cabinet_temp=1.5 1000000000",
                 "fridge,device=fridge-1,site=s door_open=false,n=1i 1000000000",
@@ -42,7 +43,8 @@ def test_rows_come_back_as_lines_in_the_order_written(tmp_path: Path) -> None:
             ]
             assert devices == ["fridge-1", "fridge-1", "fryer-1"]
             assert through == 3
-            assert r.lines(1, 3, 1) == ([lines[1]], ["fridge-1"], 2)
+            assert r.lines(1, 3, 1) == ([lines[1]], 2)
+            assert r.lines(3, 3, 10) == ([], 3)
             assert r.head() == 3
 
 
@@ -63,7 +65,7 @@ def test_retention_keeps_food_safety_rows_a_sink_lacks(tmp_path: Path) -> None:
         lost = h.prune(8 * 1_000_000_000, [sink])  # rows read before 8 s: seq 1-7
         # Gone: 1-4 (the sink has them); 5 and 7 (not food-safety, lost); kept: 6 (food-safety).
         assert lost == {"fridge-1": 2}
-        lines, _, _ = h.lines(0, 100, 100)
+        lines, _ = h.lines(0, 100, 100)
         assert [line.rsplit(" ", 1)[1] for line in lines] == [
             f"{n}000000000" for n in (6, 8, 9, 10)
         ]

@@ -65,7 +65,7 @@ def test_a_reading_is_split_into_food_safety_and_other_rows(tmp_path: Path) -> N
             (False, {"door_open": False}),
         ]
         assert rows[0][0] == int(fridge(1).at.timestamp()) * 1_000_000_000  # when it was read
-        lines, _, _ = h.lines(0, 10, 10)
+        lines, _ = h.lines(0, 10, 10)
         assert "fryer,device=fryer-1,site=s oil=175.5,n=1i " in lines[2]
     assert alerts == []
 
@@ -109,7 +109,7 @@ def test_a_full_disk_keeps_readings_queued_and_writes_them_once_there_is_room(
     assert rec.stats.failing is None
     assert alerts == [("critical", "telemetry_write_failed"), ("clear", "telemetry_write_failed")]
     with HistoryReader(path) as h:
-        lines, _, _ = h.lines(0, 10_000, 10_000)
+        lines, _ = h.lines(0, 10_000, 10_000)
     assert [int(parse_field_set(line.split(" ")[1])["n"]) for line in lines] == list(range(2000))
 
 
@@ -178,7 +178,8 @@ def test_a_note_is_written_beside_the_readings_under_its_own_series(tmp_path: Pa
 
     asyncio.run(main())
     with HistoryReader(path) as h:
-        lines, devices, _ = h.lines(0, 10, 10)
+        lines, _ = h.lines(0, 10, 10)
+        devices = h.devices_of(0, 10)
     assert lines[0] == (
         'availability,device=fridge-1,site=s state="offline",online=false '
         f"{int(T0.timestamp()) * 1_000_000_000}"
