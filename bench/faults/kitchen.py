@@ -1,19 +1,20 @@
 """The simulated kitchen of bench/faults: the demo site's appliances, their physics, its service.
 
 Everything here runs in simulated seconds, no sleeping: the simulator's pure models
-(``simulators/appliances``) stepped one second at a time, read at their profiles' poll
-intervals through the gateway's own codec (``RegisterBank.get``), and each reading handed to
-the device's :class:`~gateway.telemetry.detectors.DeviceDetectors` built by ``detectors_for``
-exactly as the live service would. Availability comes from the device service's own state
-machine (:func:`gateway.devices.availability.next_state`) fed one outcome per poll.
+(``simulators/appliances``) stepped in steps of the shortest poll interval (each integrating
+a second at a time inside), read at their profiles' poll intervals through the gateway's own
+codec (``RegisterBank.get``), and each reading handed to the device's
+:class:`~gateway.telemetry.detectors.DeviceDetectors` built by ``detectors_for`` exactly as the
+live service would. Availability comes from the device service's own state machine
+(:func:`gateway.devices.availability.next_state`) fed one outcome per poll.
 
 Kitchen life (seeded, so a run is reproducible), by time of day:
 
 * the kitchen's air: 18 °C at night, 27-29 °C through lunch and dinner (KITCHEN_AIR); every
   appliance but the oil tank (in the store room) loses heat to it or gains it from it.
-* walk-in fridge: set at 2 °C (FRIDGE_SETPOINT_C). Door: 0.3/h at night, 6/h during prep (07:00-11:00), 12/h at lunch
-  (11:30-14:30) and dinner (17:30-22:30), 4/h in the afternoon, 6/h at close-down; each opening
-  lasts a lognormal ~25 s (median), at most 150 s. A delivery at 08:00 Monday to Saturday: four
+* walk-in fridge: set at 2 °C (FRIDGE_SETPOINT_C). Door: 0.3/h at night, 6/h during prep
+  (07:00-11:00), 12/h at lunch (11:30-14:30) and dinner (17:30-22:30), 4/h in the afternoon,
+  6/h at close-down; each opening lasts a lognormal ~25 s (median), at most 150 s. A delivery at 08:00 Monday to Saturday: four
   openings of 40-90 s four minutes apart, a fifth of the stock replaced by goods at 4-7 °C.
   The freezer: a third of those openings; deliveries on Tuesday and Friday.
 * defrosts: four a day, 30 minutes each, at 03:00, 09:30, 15:30 and 23:30 (the controllers'

@@ -8,20 +8,22 @@ live service feeds it. Prints Markdown for bench/RESULTS.md.
 1. **The normal week** (all six appliances of the demo site, ``--days`` days, default 7): every
    alert that opens is a false alarm, since nothing is wrong. The first day is also the
    learning rules' warm-up.
-2. **Faults**, each injected into a copy of the world taken from the normal week at several
-   times of day (so at several points of the compressor's cycle, of the service): compressor
+2. **Faults**, each injected into a copy of the faulty device (and of its kitchen life) taken
+   from the normal week at several times of day (so at several points of the compressor's
+   cycle, of the service), which then goes its own way while the week goes on: compressor
    failure (with the controller's fault bit, and without one), the cabinet probe stuck, the
    walk-in's controller hanging (no answers: silent), the walk-in door left open, a fryer
    element failing (vat 1 loses one of its two elements), the dishwasher's rinse booster
    heater failing; and once more the compressor failure just after a gateway restart, the
-   detectors warmed up from the last 36 hours of readings (``DeviceDetectors.warm_up``; the
-   learning rules want a day of it).
+   detectors built afresh and warmed up from the last 36 hours of readings
+   (``DeviceDetectors.warm_up``).
    Per fault: detected or not, the first alert's delay, when the food-safety limit was crossed
    (the walk-in's true air above 5 °C to stay there for 30+ minutes; a rinse below 82 °C), how
    far ahead the first alert was.
 3. **Compressor failure in detail**: for each injection, when the trend and the anomaly rules
    alerted, and when a plain threshold (5 °C, no hold, no suppression) did, against the true
-   crossing of 5 °C.
+   air first passing 5 °C (a door spike counts) and crossing it for good; then the same with
+   the walk-in at the simulator's default set point, 3 °C.
 """
 
 from __future__ import annotations
