@@ -94,6 +94,11 @@ CREATE TABLE IF NOT EXISTS sinks (
 ) WITHOUT ROWID;
 """
 
+_ADD_DROPS = (
+    "INSERT INTO drops (device, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (device, reason) DO UPDATE SET count = count + excluded.count, "
+    "last_at = excluded.last_at"
+)
 _DELETE_CHUNK = 20_000  # rows per DELETE when making room: short transactions
 
 
@@ -208,12 +213,7 @@ class HistoryReader:
         """Add readings given up, per (device, reason)."""
         if not counts:
             return
-        self._write_many(
-            "INSERT INTO drops (device, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (device, reason) DO UPDATE SET count = count + excluded.count, "
-            "last_at = excluded.last_at",
-            [(d, r, n, at, at) for (d, r), n in counts.items()],
-        )
+        self._write_many(_ADD_DROPS, [(d, r, n, at, at) for (d, r), n in counts.items()])
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         self._write_many(sql, [args])
@@ -432,8 +432,16 @@ class History(HistoryReader):
         self._prefixes = {}
         self._pending_series: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
 
-    def append(self, rows: Sequence[Row]) -> tuple[int, int]:
-        """Write ``rows`` in one transaction; durable when this returns.
+    def append(
+        self,
+        rows: Sequence[Row],
+        drops: Counter[tuple[str, str]] | None = None,
+        at: float = 0.0,
+    ) -> tuple[int, int]:
+        """Write ``rows`` (and readings given up, ``drops`` at ``at``) in one transaction.
+
+        Durable when this returns; one transaction, so a failure leaves neither half behind
+        (a batch put back after its drops failed would be written twice).
 
         Returns:
             (first, last) seq given to them; (n, n - 1) for no rows.
@@ -443,7 +451,7 @@ class History(HistoryReader):
                 the disk is full.
         """
         first = self._next
-        if not rows:
+        if not rows and not drops:
             return first, first - 1
         db = self._db
         try:
@@ -462,6 +470,8 @@ class History(HistoryReader):
             if other:
                 db.executemany("INSERT INTO other VALUES (?, ?, ?, ?)", other)
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (seq,))
+            if drops:
+                db.executemany(_ADD_DROPS, [(d, r, n, at, at) for (d, r), n in drops.items()])
             db.execute("COMMIT")
             self._pending_series.clear()
         except sqlite3.Error as err:

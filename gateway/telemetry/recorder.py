@@ -31,7 +31,7 @@ import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from gateway.errors import StoreError, StoreFull
 from gateway.lifecycle import Service
@@ -60,6 +60,7 @@ _RETRY_S = 5.0  # after a failed write
 _HOUSEKEEPING_S = 60.0
 _DAY_S = 86_400.0
 _NS = 1_000_000_000
+_T = TypeVar("_T")
 
 #: A device's series as the history keys it, its escaper, and its food-safety points.
 _Series = tuple[tuple[str, str, tuple[tuple[str, str], ...], str], SeriesPrefix, frozenset[str]]
@@ -169,6 +170,9 @@ class Recorder(Service):
         self._listeners: list[Callable[[int], None]] = []
         self._refused_unsaved: Counter[tuple[str, str]] = Counter()
         self._refusing = False
+        self._lock = asyncio.Lock()
+        self._busy: asyncio.Future[Any] | None = None
+        self._inflight: tuple[list[DeviceReadings | Note], Counter[tuple[str, str]]] | None = None
         self._cap_alerted = False
         self._safety_cap_alerted = False
         self.stats = RecorderStats()
@@ -244,6 +248,7 @@ class Recorder(Service):
         history, self._history = self._history, None
         if history is None:
             return
+        await self._settle()
         self._history = history  # for the last writes
         try:
             while self._queue:
@@ -278,13 +283,15 @@ class Recorder(Service):
         batch = [queue.popleft() for _ in range(min(_BATCH_ROWS, len(queue)))]
         refused, self._refused_unsaved = self._refused_unsaved, Counter()
         now = self._clock.now().timestamp()
+        self._inflight = (batch, refused)
         try:
-            rows, last = await asyncio.to_thread(self._append, history, batch, refused, now)
+            rows, last = await self._on_thread(self._append, history, batch, refused, now)
         except StoreError as err:
-            queue.extendleft(reversed(batch))  # back to the head, in order
-            self._refused_unsaved.update(refused)
+            self._inflight = None
+            self._put_back(batch, refused)
             self._failed(err)
             return False
+        self._inflight = None
         if self.stats.failing is not None:
             log.warning("telemetry: writing to %s works again (%d readings waited)",
                         self.path, len(queue) + len(batch))  # fmt: skip
@@ -304,6 +311,41 @@ class Recorder(Service):
             listener(self.stats.head)
         return True
 
+    def _put_back(
+        self, batch: list[DeviceReadings | Note], refused: Counter[tuple[str, str]]
+    ) -> None:
+        self._queue.extendleft(reversed(batch))  # back to the head, in order
+        self._refused_unsaved.update(refused)
+
+    async def _on_thread(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run ``fn`` on a thread, one at a time (the history is one connection).
+
+        Shielded: a cancelled caller (the service stopping) does not stop the thread, which
+        may be in the middle of a commit; :meth:`_settle` waits for it before the history is
+        used again or closed.
+        """
+        async with self._lock:
+            fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            self._busy = fut
+            result = await asyncio.shield(fut)
+            self._busy = None
+            return result
+
+    async def _settle(self) -> None:
+        """Wait for a write a stopped loop left on its thread; requeue its batch if it failed."""
+        fut, self._busy = self._busy, None
+        inflight, self._inflight = self._inflight, None
+        if fut is None:
+            return
+        try:
+            await fut
+        except StoreError:
+            if inflight is not None:
+                self._put_back(*inflight)
+        else:
+            if inflight is not None:
+                self.stats.written += len(inflight[0])
+
     def _append(
         self,
         history: History,
@@ -313,8 +355,7 @@ class Recorder(Service):
     ) -> tuple[int, int]:
         """On the writer's thread: (rows written, the last seq). Raises ``StoreError``."""
         rows = self._rows(batch)
-        _first, last = history.append(rows)
-        history.note_drops(refused, now)
+        _first, last = history.append(rows, refused, now)
         return len(rows), last
 
     def _failed(self, err: StoreError) -> None:
@@ -396,7 +437,7 @@ class Recorder(Service):
         if history is None:
             return
         try:
-            report = await asyncio.to_thread(self._housekeep, history, prune)
+            report = await self._on_thread(self._housekeep, history, prune)
         except StoreError as err:
             log.warning("telemetry: housekeeping of %s failed: %s", self.path, err)
             return

@@ -229,6 +229,9 @@ class Sink(Service):
         reader = self._reader
         assert reader is not None
         s = self.stats
+        # Cleared before the head is read: a notify() while this step runs (during the
+        # cursor's save, say) leaves it set, so the wait below cannot sleep through it.
+        self._more.clear()
         cursor, take = s.cursor.plan(s.head, self._split_after, self._last_lane)
         if cursor != s.cursor:
             log.info(
@@ -238,7 +241,6 @@ class Sink(Service):
             s.cursor = cursor
         if take is None:
             await self._save_cursor(force=True)  # caught up: say so before waiting
-            self._more.clear()
             await self._more.wait()
             return
         small = take.upto - take.after < self._batch

@@ -185,3 +185,23 @@ def test_a_note_is_written_beside_the_readings_under_its_own_series(tmp_path: Pa
         f"{int(T0.timestamp()) * 1_000_000_000}"
     )
     assert devices[:1] == ["fridge-1"]
+
+
+def test_housekeeping_beside_the_writer_writes_every_reading_once(tmp_path: Path) -> None:
+    # Both run on threads over one connection: one at a time, or a prune's BEGIN would roll
+    # back a commit in flight and its rows come twice or not at all.
+    path = tmp_path / "t.db"
+
+    async def main() -> Recorder:
+        async with recorder(path, [], max_mb=0.05) as rec:
+            for round_ in range(20):
+                for n in range(300):
+                    rec.take(fryer(round_ * 300 + n))
+                await asyncio.gather(rec.housekeep(prune=True), asyncio.sleep(0.01))
+            await until(lambda: rec.queued == 0)
+            return rec
+
+    rec = asyncio.run(main())
+    assert rec.stats.write_errors == 0
+    with HistoryReader(path) as h:
+        assert h.head() == 6000  # every reading got one number, none twice
