@@ -15,7 +15,7 @@ from gateway.contract import DeviceState, DeviceStatus
 from gateway.events import AlertOut, Notice
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from gateway.bridge import MqttBridge
     from gateway.clock import Clock
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.devices.actions import ActionService
     from gateway.devices.bridge import DeviceBridge
     from gateway.devices.events import AvailabilityChanged, ReadingsCallback
+    from gateway.devices.profile import Profile
     from gateway.devices.service import DeviceService
     from gateway.events import Outbox
     from gateway.lifecycle import Supervisor
@@ -99,6 +100,15 @@ class Wiring:
     actions: ActionService | None = None
     orders: OrderService = field(init=False)
     _early_alerts: list[AlertOut] = field(default_factory=list)
+    _profiles: Mapping[str, Profile] | None = None
+
+    def profiles(self) -> Mapping[str, Profile]:
+        """The device profiles (built in, and the site's), read once for every plug."""
+        if self._profiles is None:
+            from gateway.devices.profile import load_profiles  # noqa: PLC0415 - devices only
+
+            self._profiles = load_profiles(self.cfg.devices_profiles)
+        return self._profiles
 
     def alert(self, level: str, kind: str, text: str, subject: str = "gateway") -> None:
         """Tell people: the alert ``{subject}:{kind}`` at priority ``level``.

@@ -24,10 +24,9 @@ async def plug_devices(w: Wiring) -> None:
     from gateway.devices.bridge import DeviceBridge  # noqa: PLC0415
     from gateway.devices.connection import modbus_connection  # noqa: PLC0415
     from gateway.devices.guard import WriteGuard  # noqa: PLC0415
-    from gateway.devices.profile import load_profiles  # noqa: PLC0415
     from gateway.devices.service import DeviceService  # noqa: PLC0415
 
-    profiles = load_profiles(cfg.devices_profiles)
+    profiles = w.profiles()
     fsync = cfg.state.durability == "full"
     audit = await w.supervisor.enter(
         AuditLog(cfg.state.dir / "audit.jsonl", fsync=fsync, time_uncertain=w.time.uncertain),

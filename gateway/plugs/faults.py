@@ -30,9 +30,8 @@ async def plug(w: Wiring) -> None:
     """The HACCP record and the fault watch, when the site has devices."""
     if not w.cfg.devices:
         return
-    from gateway.devices.profile import load_profiles  # noqa: PLC0415
 
-    profiles = load_profiles(w.cfg.devices_profiles)
+    profiles = w.profiles()
     haccp = await _haccp(w, profiles)
     await _watch(w, profiles, haccp)
     site = w.cfg.site.id

@@ -19,7 +19,6 @@ async def plug(w: Wiring) -> None:
     cfg = w.cfg
     if not cfg.devices:
         return
-    from gateway.devices.profile import load_profiles  # noqa: PLC0415
     from gateway.telemetry.recorder import Recorder  # noqa: PLC0415
     from gateway.telemetry.schema import schemas_for_site  # noqa: PLC0415
     from gateway.telemetry.sink import Sink  # noqa: PLC0415
@@ -28,7 +27,7 @@ async def plug(w: Wiring) -> None:
         w.alert(level, kind, text, subject)
 
     path = cfg.state.dir / "telemetry.db"
-    schemas = schemas_for_site(cfg, load_profiles(cfg.devices_profiles))
+    schemas = schemas_for_site(cfg, w.profiles())
     recorder = Recorder(
         cfg.telemetry, path, cfg.state.durability, schemas, w.real_clock, alert=alert,
         cursors=lambda: [s.cursor for s in w.sinks],

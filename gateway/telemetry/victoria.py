@@ -56,22 +56,20 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from gateway.errors import TsdbStartError
-from gateway.transport.broker import free_port
+from gateway.transport.broker import ChildResources, free_port, port_free
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from types import TracebackType
 
 __all__ = ["Series", "VictoriaMetrics"]
@@ -103,18 +101,6 @@ class Series:
     timestamps: tuple[int, ...]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR as Go's listener sets it: connections in TIME_WAIT after a kill do not
-        # count, so restart() on the same port works.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((_LOOPBACK, port))
-        except OSError:
-            return False
-        return True
-
-
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -132,33 +118,6 @@ def _tail(path: Path, lines: int = 20) -> str:
         if not in_trace:
             kept.append(line)
     return "\n".join(kept[-lines:]).strip() or f"({path.name} empty)"
-
-
-class _Resources:
-    """What a VictoriaMetrics owns, apart from it, so a finalizer can free it.
-
-    The finalizer is the last resort (garbage collection or interpreter exit): the server must
-    never outlive the object that started it, or the next run finds its port taken.
-    """
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="gateway-victoria-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def end_process(self, sig: signal.Signals, timeout_s: float) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def release(self) -> None:
-        self.end_process(signal.SIGKILL, 5.0)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class VictoriaMetrics:
@@ -203,7 +162,7 @@ class VictoriaMetrics:
         self.port = port if port is not None else free_port()
         self._dedup = dedup
         self._start_timeout_s = start_timeout_s
-        self._res = _Resources()
+        self._res = ChildResources("gateway-victoria-")
         self._release = weakref.finalize(self, self._res.release)
         self.dir = self._res.dir
         self.data_dir = data_dir if data_dir is not None else self.dir / "data"
@@ -243,7 +202,7 @@ class VictoriaMetrics:
         """
         if self.running:
             return
-        if not _port_free(self.port):
+        if not port_free(self.port):
             # Else our readiness probe would take the other listener for our server.
             raise TsdbStartError(f"port {self.port} on {_LOOPBACK} is already in use")
         with self.log_path.open("ab") as log:

@@ -27,7 +27,9 @@ from gateway.lifecycle import Service
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["EmbeddedBroker", "MosquittoProcess", "free_port", "free_ports"]
+__all__ = [
+    "ChildResources", "EmbeddedBroker", "MosquittoProcess", "free_port", "free_ports", "port_free",
+]  # fmt: skip
 
 _LOOPBACK = "127.0.0.1"
 _INSTALL_HINT = "install it with `apt-get install mosquitto` (Debian/Ubuntu)"
@@ -59,9 +61,11 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could listen on ``127.0.0.1:port`` now (Mosquitto, VictoriaMetrics)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR as Mosquitto sets it: connections in TIME_WAIT after a kill do not count.
+        # SO_REUSEADDR as Mosquitto and Go's listener set it: connections in TIME_WAIT after a
+        # kill do not count, so a restart() on the same port works.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((_LOOPBACK, port))
@@ -78,18 +82,21 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path.name} empty)"
 
 
-class _Resources:
-    """What a MosquittoProcess owns, apart from it, so a finalizer can free it.
+class ChildResources:
+    """What a server process wrapper owns, apart from it, so a finalizer can free it.
 
-    The finalizer is the last resort (garbage collection or interpreter exit): a broker must
-    never outlive the object that started it, or the next run finds its port taken.
+    The finalizer is the last resort (garbage collection or interpreter exit): a server started
+    for a test or the demo must never outlive the object that started it, or the next run finds
+    its port taken. Used by :class:`MosquittoProcess` and ``gateway.telemetry.victoria``.
     """
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="gateway-mosquitto-"))
+    def __init__(self, prefix: str) -> None:
+        """Make the server's own temporary directory (``{prefix}*``)."""
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def end_process(self, sig: signal.Signals, timeout_s: float) -> None:
+        """Send ``sig``, wait up to ``timeout_s``, then kill."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -101,6 +108,7 @@ class _Resources:
             proc.wait()
 
     def release(self) -> None:
+        """Kill the process and remove the directory."""
         self.end_process(signal.SIGKILL, 5.0)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -144,7 +152,7 @@ class MosquittoProcess:
         self._binary = binary
         self.port = port if port is not None else free_port()
         self._start_timeout_s = start_timeout_s
-        self._res = _Resources()
+        self._res = ChildResources("gateway-mosquitto-")
         self._release = weakref.finalize(self, self._res.release)
         self.dir = self._res.dir
         self.config_path = self.dir / "mosquitto.conf"
@@ -199,7 +207,7 @@ class MosquittoProcess:
         """
         if self.running:
             return
-        if not _port_free(self.port):
+        if not port_free(self.port):
             # Else our readiness probe would take the other listener for our broker.
             raise BrokerStartError(f"port {self.port} on {_LOOPBACK} is already in use")
         with self._stderr_path.open("ab") as stderr:
